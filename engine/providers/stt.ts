@@ -1,0 +1,49 @@
+import type { VoiceError } from '../errors.ts';
+
+/** One transcript hypothesis for a stretch of the caller's audio. */
+export interface TranscriptResult {
+  /** `interim` results may still change; a `final` result for the same audio replaces them for good. */
+  kind: 'interim' | 'final';
+  text: string;
+  /** Start of the transcribed audio, in ms since the stream started (call-relative, survives reconnects). */
+  startMs: number;
+  /** End of the transcribed audio, in ms since the stream started. */
+  endMs: number;
+  /** 0..1, as reported by the provider. */
+  confidence: number;
+  /**
+   * True when the provider also believes the speaker paused (endpointing) or the segment was forced
+   * out by `finalize()`: the turn detector may treat it as a candidate end of turn.
+   */
+  speechFinal: boolean;
+}
+
+export interface SttStreamOptions {
+  /** Sample rate of the 16-bit mono PCM passed to `pushAudio`. */
+  sampleRate: number;
+  /** BCP-47 language tag; the provider's default when absent. */
+  language?: string;
+  /** Called for every interim and final result. A throwing listener is caught and ignored. */
+  onResult(r: TranscriptResult): void;
+  /** Called once when the stream gives up (after its reconnection budget); the stream is then closed. */
+  onError(e: VoiceError): void;
+  /** Called after an unexpected drop was repaired; audio since the last final result was replayed. */
+  onReconnected?(): void;
+}
+
+/** A live transcription session for one call. */
+export interface SttStream {
+  /** Queue 16-bit mono PCM at `sampleRate`; never blocks. Ignored after `close()`. */
+  pushAudio(pcm: Int16Array): void;
+  /** Ask the provider to emit a final result for the audio sent so far (e.g. when local VAD saw a stop). */
+  finalize(): void;
+  /** Flush outstanding results, then close. Idempotent: later calls return the same promise. */
+  close(): Promise<void>;
+}
+
+/** A speech-to-text provider. Implementations: `DeepgramStt`. */
+export interface SpeechToText {
+  /** Human-readable provider/model name for logs and metrics. */
+  readonly label: string;
+  stream(opts: SttStreamOptions): SttStream;
+}
