@@ -1,0 +1,364 @@
+import { randomBytes } from 'node:crypto';
+import { VoiceError } from '../engine/errors.ts';
+
+/**
+ * Configuration is read and validated once at start-up from an env-like object into one frozen, typed
+ * `Config`. Nothing else in the project reads `process.env`. Every setting read here is listed in
+ * `SETTINGS` (which generates `server/SETTINGS.md`); reading a name that is not listed throws, so the
+ * table and the parser cannot drift apart.
+ */
+
+/** One documented setting: its variable name, default (as written in the environment) and meaning. */
+export interface SettingSpec {
+  name: string;
+  section: string;
+  /** `undefined` means "unset" (the feature is off or the value is required). */
+  default: string | undefined;
+  description: string;
+}
+
+export const SETTINGS: readonly SettingSpec[] = [
+  { section: 'HTTP', name: 'HOST', default: '127.0.0.1', description: 'Address the HTTP API listens on.' },
+  { section: 'HTTP', name: 'PORT', default: '8080', description: 'TCP port of the HTTP API (0 picks a free port).' },
+  { section: 'HTTP', name: 'BODY_LIMIT_BYTES', default: '65536', description: 'Largest accepted request body; larger bodies get 413 `VE_BODY_TOO_LARGE`.' },
+  { section: 'HTTP', name: 'LOG_LEVEL', default: 'info', description: 'Log level: fatal, error, warn, info, debug, trace or silent.' },
+  { section: 'Auth', name: 'API_KEYS', default: undefined, description: 'Comma list of `key[:name]` accepted as `Authorization: Bearer <key>`. Empty outside CI and production: a dev key is generated and logged. Empty in CI: every authenticated request is refused.' },
+  { section: 'Auth', name: 'RATE_LIMIT_MAX', default: '600', description: 'Requests each API key (or, before authentication, each client address) may make per window.' },
+  { section: 'Auth', name: 'RATE_LIMIT_WINDOW_MS', default: '60000', description: 'Length of the rate-limit window.' },
+  { section: 'Auth', name: 'RATE_LIMIT_OVERRIDES', default: undefined, description: 'Per-key limits as a comma list of `name=max`, e.g. `dispatch=6000,monitor=60`.' },
+  { section: 'Auth', name: 'CI', default: undefined, description: 'Set by CI systems; disables the generated dev key.' },
+  { section: 'Auth', name: 'NODE_ENV', default: 'development', description: '`production` makes `API_KEYS` mandatory.' },
+  { section: 'LiveKit', name: 'LIVEKIT_URL', default: 'ws://127.0.0.1:7880', description: 'LiveKit server URL given to clients and used for the server API.' },
+  { section: 'LiveKit', name: 'LIVEKIT_API_KEY', default: 'devkey', description: 'LiveKit API key (the default matches `livekit-server --dev`).' },
+  { section: 'LiveKit', name: 'LIVEKIT_API_SECRET', default: 'secret', description: 'LiveKit API secret (the default matches `livekit-server --dev`).' },
+  { section: 'LiveKit', name: 'LIVEKIT_REQUEST_TIMEOUT_MS', default: '5000', description: 'Timeout of room-service requests to LiveKit.' },
+  { section: 'LiveKit', name: 'LIVEKIT_EGRESS_TIMEOUT_MS', default: '3000', description: 'Timeout of egress requests; without an egress service LiveKit only answers after 6-9 s, so keep this short.' },
+  { section: 'LiveKit', name: 'LIVEKIT_TOKEN_TTL_S', default: '3600', description: 'Lifetime of minted participant tokens.' },
+  { section: 'LiveKit', name: 'LIVEKIT_ROOM_EMPTY_TIMEOUT_S', default: '300', description: 'LiveKit closes a room that stays empty this long.' },
+  { section: 'LiveKit', name: 'WEBHOOK_MAX_AGE_MS', default: '300000', description: 'Webhooks whose `createdAt` is older than this are rejected as replays.' },
+  { section: 'Storage', name: 'MONGODB_URI', default: undefined, description: 'MongoDB connection string; unset uses the embedded store under `DATA_DIR`.' },
+  { section: 'Storage', name: 'DATA_DIR', default: '.cache/data', description: 'Directory of the embedded store and the outbox.' },
+  { section: 'Storage', name: 'RECORDING_DIR', default: '.cache/recordings', description: 'Directory of engine-side WAV recordings.' },
+  { section: 'Engine', name: 'ENGINE_WORKERS', default: '2', description: 'Worker threads in the media pool.' },
+  { section: 'Engine', name: 'ENGINE_MAX_CALLS', default: '50', description: 'Concurrent calls admitted before `POST /v1/calls` answers 503 `VE_AT_CAPACITY`.' },
+  { section: 'Engine', name: 'VAD_BACKEND', default: 'wasm', description: 'Silero VAD runtime: `wasm` (onnxruntime-web) or `native` (onnxruntime-node).' },
+  { section: 'Engine', name: 'SMART_TURN_BACKEND', default: 'wasm', description: 'Smart Turn runtime: `wasm` or `native`.' },
+  { section: 'Engine', name: 'VAD_START_THRESHOLD', default: '0.7', description: 'Speech probability at which the VAD reports speech (0-1).' },
+  { section: 'Engine', name: 'VAD_STOP_THRESHOLD', default: '0.35', description: 'Speech probability under which frames count as silence (0-1, below the start threshold).' },
+  { section: 'Engine', name: 'VAD_START_MS', default: '200', description: 'Speech needed before the VAD reports a start.' },
+  { section: 'Engine', name: 'VAD_STOP_MS', default: '200', description: 'Silence needed before the VAD reports a stop (and Smart Turn runs).' },
+  { section: 'Engine', name: 'SMART_TURN_SILENCE_FALLBACK_MS', default: '3000', description: 'Silence after which a turn counts as complete whatever Smart Turn says.' },
+  { section: 'Engine', name: 'SMART_TURN_MODEL_PATH', default: '.cache/models/smart-turn-v3.2-cpu.onnx', description: 'Smart Turn v3 ONNX file.' },
+  { section: 'Engine', name: 'ALLOW_MODEL_HUB', default: 'false', description: 'Allow downloading missing models from Hugging Face (needs internet; off in tests and CI).' },
+  { section: 'Barge-in', name: 'BARGE_IN_MIN_SPEECH_MS', default: '300', description: 'Caller speech needed while the bot talks before it is interrupted.' },
+  { section: 'Barge-in', name: 'BARGE_IN_MIN_WORDS', default: '2', description: 'Transcribed words needed to interrupt (so "okay" or a cough does not).' },
+  { section: 'Barge-in', name: 'BARGE_IN_RESUME_MS', default: '1500', description: 'If a false interruption brings no words within this time, the bot resumes.' },
+  { section: 'Providers', name: 'DEEPGRAM_API_KEY', default: undefined, description: 'Deepgram key for speech-to-text.' },
+  { section: 'Providers', name: 'DEEPGRAM_URL', default: 'wss://api.deepgram.com/v1/listen', description: 'Deepgram streaming endpoint (point at a local fake in tests).' },
+  { section: 'Providers', name: 'OPENAI_API_KEY', default: undefined, description: 'OpenAI key for the language model.' },
+  { section: 'Providers', name: 'OPENAI_BASE_URL', default: undefined, description: 'OpenAI-compatible base URL (unset uses the SDK default).' },
+  { section: 'Providers', name: 'OPENAI_MODEL', default: 'gpt-4o-mini', description: 'Chat model name.' },
+  { section: 'Providers', name: 'ELEVENLABS_API_KEY', default: undefined, description: 'ElevenLabs key for text-to-speech.' },
+  { section: 'Providers', name: 'ELEVENLABS_BASE_URL', default: undefined, description: 'ElevenLabs base URL (unset uses the SDK default).' },
+  { section: 'Providers', name: 'ELEVENLABS_VOICE_ID', default: '21m00Tcm4TlvDq8ikWAM', description: 'ElevenLabs voice.' },
+];
+
+export interface ApiKey {
+  /** The bearer secret. */
+  key: string;
+  /** Shown in logs and used as the rate-limit bucket; never the secret itself. */
+  name: string;
+}
+
+export type Backend = 'wasm' | 'native';
+
+export interface Config {
+  http: { host: string; port: number; bodyLimitBytes: number; logLevel: string };
+  auth: {
+    apiKeys: readonly ApiKey[];
+    /** Set when `API_KEYS` was empty and a key was generated for local development; log it once. */
+    generatedDevKey: string | undefined;
+  };
+  rateLimit: { max: number; windowMs: number; overrides: Readonly<Record<string, number>> };
+  livekit: {
+    url: string;
+    apiKey: string;
+    apiSecret: string;
+    requestTimeoutMs: number;
+    egressTimeoutMs: number;
+    tokenTtlS: number;
+    roomEmptyTimeoutS: number;
+    webhookMaxAgeMs: number;
+  };
+  store: { mongodbUri: string | undefined; dataDir: string };
+  recording: { dir: string };
+  engine: {
+    workers: number;
+    maxCalls: number;
+    vadBackend: Backend;
+    smartTurnBackend: Backend;
+    vad: { startThreshold: number; stopThreshold: number; startMs: number; stopMs: number };
+    smartTurn: { silenceFallbackMs: number; modelPath: string };
+    allowModelHub: boolean;
+  };
+  bargeIn: { minSpeechMs: number; minWords: number; resumeMs: number };
+  providers: {
+    deepgram: { apiKey: string | undefined; url: string };
+    openai: { apiKey: string | undefined; baseUrl: string | undefined; model: string };
+    elevenlabs: { apiKey: string | undefined; baseUrl: string | undefined; voiceId: string };
+  };
+}
+
+/** Start-up fails with this when any setting is invalid; the message lists every problem at once. */
+export class ConfigError extends VoiceError {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super('VE_CONFIG_INVALID', `Invalid configuration:\n  - ${problems.join('\n  - ')}`, { status: 500 });
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const SPEC_BY_NAME = new Map(SETTINGS.map((s) => [s.name, s]));
+
+class Reader {
+  readonly problems: string[] = [];
+  readonly #env: Readonly<Record<string, string | undefined>>;
+
+  constructor(env: Readonly<Record<string, string | undefined>>) {
+    this.#env = env;
+  }
+
+  /** The trimmed value, or the documented default when unset or blank. */
+  raw(name: string): string | undefined {
+    const spec = SPEC_BY_NAME.get(name);
+    if (spec === undefined) throw new Error(`setting ${name} is not declared in SETTINGS`);
+    const value = this.#env[name]?.trim();
+    return value === undefined || value === '' ? spec.default : value;
+  }
+
+  string(name: string): string {
+    const value = this.raw(name);
+    if (value === undefined) {
+      this.problems.push(`${name} is required`);
+      return '';
+    }
+    return value;
+  }
+
+  optional(name: string): string | undefined {
+    return this.raw(name);
+  }
+
+  int(name: string, min: number, max: number): number {
+    const value = this.string(name);
+    if (!/^-?\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`);
+      return min;
+    }
+    return Number(value);
+  }
+
+  number(name: string, min: number, max: number): number {
+    const value = this.string(name);
+    const n = Number(value);
+    if (value === '' || !Number.isFinite(n) || n < min || n > max) {
+      this.problems.push(`${name} must be a number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+      return min;
+    }
+    return n;
+  }
+
+  bool(name: string): boolean {
+    const value = this.string(name).toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+    if (['0', 'false', 'no', 'off'].includes(value)) return false;
+    this.problems.push(`${name} must be true or false (got ${JSON.stringify(value)})`);
+    return false;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[]): T {
+    const value = this.string(name);
+    if (!(allowed as readonly string[]).includes(value)) {
+      this.problems.push(`${name} must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)})`);
+      return allowed[0];
+    }
+    return value as T;
+  }
+
+  url(name: string, protocols: readonly string[], required: boolean): string | undefined {
+    const value = required ? this.string(name) : this.optional(name);
+    if (value === undefined || (required && value === '')) return value;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(value);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || !protocols.includes(parsed.protocol)) {
+      this.problems.push(`${name} must be a ${protocols.join(' or ')} URL (got ${JSON.stringify(value)})`);
+    }
+    return value;
+  }
+}
+
+function parseApiKeys(r: Reader): ApiKey[] {
+  const raw = r.optional('API_KEYS');
+  if (raw === undefined) return [];
+  const keys: ApiKey[] = [];
+  const seen = new Set<string>();
+  raw.split(',').forEach((entry, index) => {
+    const trimmed = entry.trim();
+    if (trimmed === '') return;
+    const colon = trimmed.indexOf(':');
+    const key = colon === -1 ? trimmed : trimmed.slice(0, colon);
+    const name = colon === -1 ? `key${index + 1}` : trimmed.slice(colon + 1);
+    // Short keys are guessable; names end up in metrics labels, so keep them to a safe alphabet.
+    if (key.length < 16 || !/^[\x21-\x7e]+$/.test(key)) {
+      r.problems.push(`API_KEYS entry ${index + 1} must be at least 16 printable characters without spaces`);
+      return;
+    }
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
+      r.problems.push(`API_KEYS entry ${index + 1} has an invalid name ${JSON.stringify(name)} (use A-Z a-z 0-9 _ . -)`);
+      return;
+    }
+    if (seen.has(name)) r.problems.push(`API_KEYS names must be unique (${name} repeats)`);
+    seen.add(name);
+    keys.push({ key, name });
+  });
+  return keys;
+}
+
+function parseOverrides(r: Reader): Record<string, number> {
+  const raw = r.optional('RATE_LIMIT_OVERRIDES');
+  const overrides: Record<string, number> = {};
+  if (raw === undefined) return overrides;
+  for (const entry of raw.split(',')) {
+    const match = /^\s*([A-Za-z0-9_.-]{1,64})\s*=\s*(\d{1,9})\s*$/.exec(entry);
+    if (match === null) {
+      r.problems.push(`RATE_LIMIT_OVERRIDES entry ${JSON.stringify(entry)} must look like name=max`);
+      continue;
+    }
+    overrides[match[1]] = Number(match[2]);
+  }
+  return overrides;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/**
+ * Reads and validates every setting. Throws one `ConfigError` listing all problems. The result is deeply
+ * frozen. Pass an explicit object in tests; `process.env` is only the default.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const r = new Reader(env);
+  const ci = r.optional('CI');
+  const isCi = ci !== undefined && !['0', 'false', 'no', 'off'].includes(ci.toLowerCase());
+  const nodeEnv = r.string('NODE_ENV');
+
+  let apiKeys = parseApiKeys(r);
+  let generatedDevKey: string | undefined;
+  if (apiKeys.length === 0 && nodeEnv === 'production') {
+    r.problems.push('API_KEYS is required when NODE_ENV=production');
+  } else if (apiKeys.length === 0 && !isCi) {
+    generatedDevKey = `dev_${randomBytes(24).toString('base64url')}`;
+    apiKeys = [{ key: generatedDevKey, name: 'dev' }];
+  }
+
+  const rateLimit = {
+    max: r.int('RATE_LIMIT_MAX', 1, 1_000_000_000),
+    windowMs: r.int('RATE_LIMIT_WINDOW_MS', 100, 86_400_000),
+    overrides: parseOverrides(r),
+  };
+  for (const name of Object.keys(rateLimit.overrides)) {
+    if (!apiKeys.some((k) => k.name === name)) r.problems.push(`RATE_LIMIT_OVERRIDES names unknown API key ${name}`);
+  }
+
+  const vad = {
+    startThreshold: r.number('VAD_START_THRESHOLD', 0, 1),
+    stopThreshold: r.number('VAD_STOP_THRESHOLD', 0, 1),
+    startMs: r.int('VAD_START_MS', 0, 10_000),
+    stopMs: r.int('VAD_STOP_MS', 0, 10_000),
+  };
+  if (vad.stopThreshold > vad.startThreshold) {
+    r.problems.push('VAD_STOP_THRESHOLD must not be above VAD_START_THRESHOLD');
+  }
+
+  const config: Config = {
+    http: {
+      host: r.string('HOST'),
+      port: r.int('PORT', 0, 65_535),
+      bodyLimitBytes: r.int('BODY_LIMIT_BYTES', 1024, 64 * 1024 * 1024),
+      logLevel: r.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    },
+    auth: { apiKeys, generatedDevKey },
+    rateLimit,
+    livekit: {
+      url: r.url('LIVEKIT_URL', ['ws:', 'wss:', 'http:', 'https:'], true) ?? '',
+      apiKey: r.string('LIVEKIT_API_KEY'),
+      apiSecret: r.string('LIVEKIT_API_SECRET'),
+      requestTimeoutMs: r.int('LIVEKIT_REQUEST_TIMEOUT_MS', 100, 120_000),
+      egressTimeoutMs: r.int('LIVEKIT_EGRESS_TIMEOUT_MS', 100, 120_000),
+      tokenTtlS: r.int('LIVEKIT_TOKEN_TTL_S', 60, 86_400),
+      roomEmptyTimeoutS: r.int('LIVEKIT_ROOM_EMPTY_TIMEOUT_S', 1, 86_400),
+      webhookMaxAgeMs: r.int('WEBHOOK_MAX_AGE_MS', 1000, 86_400_000),
+    },
+    store: {
+      mongodbUri: r.url('MONGODB_URI', ['mongodb:', 'mongodb+srv:'], false),
+      dataDir: r.string('DATA_DIR'),
+    },
+    recording: { dir: r.string('RECORDING_DIR') },
+    engine: {
+      workers: r.int('ENGINE_WORKERS', 1, 256),
+      maxCalls: r.int('ENGINE_MAX_CALLS', 1, 100_000),
+      vadBackend: r.oneOf('VAD_BACKEND', ['wasm', 'native'] as const),
+      smartTurnBackend: r.oneOf('SMART_TURN_BACKEND', ['wasm', 'native'] as const),
+      vad,
+      smartTurn: {
+        silenceFallbackMs: r.int('SMART_TURN_SILENCE_FALLBACK_MS', 100, 60_000),
+        modelPath: r.string('SMART_TURN_MODEL_PATH'),
+      },
+      allowModelHub: r.bool('ALLOW_MODEL_HUB'),
+    },
+    bargeIn: {
+      minSpeechMs: r.int('BARGE_IN_MIN_SPEECH_MS', 0, 10_000),
+      minWords: r.int('BARGE_IN_MIN_WORDS', 0, 100),
+      resumeMs: r.int('BARGE_IN_RESUME_MS', 0, 60_000),
+    },
+    providers: {
+      deepgram: { apiKey: r.optional('DEEPGRAM_API_KEY'), url: r.url('DEEPGRAM_URL', ['ws:', 'wss:', 'http:', 'https:'], true) ?? '' },
+      openai: {
+        apiKey: r.optional('OPENAI_API_KEY'),
+        baseUrl: r.url('OPENAI_BASE_URL', ['http:', 'https:'], false),
+        model: r.string('OPENAI_MODEL'),
+      },
+      elevenlabs: {
+        apiKey: r.optional('ELEVENLABS_API_KEY'),
+        baseUrl: r.url('ELEVENLABS_BASE_URL', ['http:', 'https:'], false),
+        voiceId: r.string('ELEVENLABS_VOICE_ID'),
+      },
+    },
+  };
+
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return deepFreeze(config);
+}
+
+/** Lines to log once at start-up (the generated dev key, a CI run without keys). */
+export function startupNotices(config: Config): string[] {
+  const notices: string[] = [];
+  if (config.auth.generatedDevKey !== undefined) {
+    notices.push(`API_KEYS is empty: generated a development key for this run: ${config.auth.generatedDevKey}`);
+  }
+  if (config.auth.apiKeys.length === 0) {
+    notices.push('API_KEYS is empty in CI: every authenticated request will be refused');
+  }
+  return notices;
+}
