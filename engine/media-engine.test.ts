@@ -1,0 +1,202 @@
+/**
+ * The media core end to end without a server: real speech frames in, VAD probabilities and turn events
+ * out of the worker pool, checked against an independent single-stream onnxruntime-node reference.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as ortNode from 'onnxruntime-node';
+import { MediaEngine } from './media-engine.ts';
+import type { CallAudio, MediaEvent } from './call-audio.ts';
+import { resolveModel } from '../models/model-manager.ts';
+import { synthesizeConversation } from '../test/support/speech.ts';
+
+const SAMPLE_RATE = 16000;
+const FRAME_SAMPLES = 320; // 20 ms
+
+let vadPath: string;
+let smartTurnPath: string;
+
+beforeAll(async () => {
+  [vadPath, smartTurnPath] = await Promise.all([resolveModel('silero-vad-v6'), resolveModel('smart-turn-v3.2')]);
+});
+
+/** Silero v6 over one stream with onnxruntime-node: the reference the batched workers must match. */
+async function referenceProbabilities(pcm: Int16Array): Promise<number[]> {
+  const session = await ortNode.InferenceSession.create(vadPath, { intraOpNumThreads: 1 });
+  let state = new Float32Array(2 * 128);
+  let context = new Float32Array(64);
+  const out: number[] = [];
+  for (let start = 0; start + 512 <= pcm.length; start += 512) {
+    const input = new Float32Array(576);
+    input.set(context, 0);
+    for (let i = 0; i < 512; i++) input[64 + i] = pcm[start + i] / 32768;
+    const result = await session.run({
+      input: new ortNode.Tensor('float32', input, [1, 576]),
+      state: new ortNode.Tensor('float32', state, [2, 1, 128]),
+      sr: new ortNode.Tensor('int64', BigInt64Array.of(16000n), []),
+    });
+    out.push((result.output.data as Float32Array)[0]);
+    state = new Float32Array(result.stateN.data as Float32Array);
+    context = input.slice(512);
+  }
+  await session.release();
+  return out;
+}
+
+/** Feeds a call 20 ms frames, pausing whenever its ring is nearly full, and waits until all is processed. */
+async function feed(call: CallAudio, pcm: Int16Array, opts: { onFrame?: (index: number) => void } = {}): Promise<void> {
+  let frame = 0;
+  for (let offset = 0; offset < pcm.length; offset += FRAME_SAMPLES, frame++) {
+    while (call.inputRing.freeSamples() < FRAME_SAMPLES * 2) await new Promise((r) => setTimeout(r, 2));
+    call.writeCallerAudio(pcm.subarray(offset, offset + FRAME_SAMPLES));
+    opts.onFrame?.(frame);
+    if (frame % 10 === 0) await new Promise((r) => setImmediate(r));
+  }
+  const wholeWindows = Math.floor(pcm.length / 512) * 512;
+  const deadline = Date.now() + 30_000;
+  while (call.processedSamples < wholeWindows) {
+    if (Date.now() > deadline) throw new Error(`call ${call.callId} processed ${call.processedSamples} of ${wholeWindows} samples`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function collect(call: CallAudio): MediaEvent[] {
+  const events: MediaEvent[] = [];
+  call.onEvent((e) => events.push(e));
+  return events;
+}
+
+function probabilities(events: MediaEvent[]): number[] {
+  return events.flatMap((e) => (e.type === 'vad_probability' ? [e.probability] : []));
+}
+
+function maxAbsDiff(a: number[], b: number[]): number {
+  expect(a.length).toBe(b.length);
+  return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+}
+
+const conversations = [
+  synthesizeConversation([{ pauseMs: 400 }, { say: 'Hi, this is driver forty two.' }, { pauseMs: 1200 }, { say: 'I am at the loading dock now.' }, { pauseMs: 3500 }], { sampleRate: SAMPLE_RATE }),
+  synthesizeConversation([{ say: 'My truck has a flat tyre on the highway.' }, { pauseMs: 3500 }], { sampleRate: SAMPLE_RATE }),
+  synthesizeConversation([{ pauseMs: 900 }, { say: 'Can you send someone to help?' }, { pauseMs: 800 }, { say: 'Thanks.' }, { pauseMs: 3500 }], { sampleRate: SAMPLE_RATE }),
+];
+
+describe('MediaEngine', () => {
+  let engine: MediaEngine;
+
+  beforeAll(async () => {
+    engine = await MediaEngine.start({ models: { vadPath, smartTurnPath }, workers: 2, allowFaultInjection: true, warmUp: { vadRuns: 20, smartTurnRuns: 1 } });
+  });
+
+  afterAll(async () => {
+    await engine?.close();
+  });
+
+  it('batched worker VAD equals a single-stream onnxruntime-node run within 1e-4', async () => {
+    const calls = conversations.map((_, i) => engine.openCall(`vad-${i}`, { inputSampleRate: SAMPLE_RATE, trace: true }));
+    const events = calls.map(collect);
+    await Promise.all(calls.map((call, i) => feed(call, conversations[i].pcm)));
+    for (let i = 0; i < calls.length; i++) {
+      const reference = await referenceProbabilities(conversations[i].pcm);
+      expect(maxAbsDiff(probabilities(events[i]), reference)).toBeLessThan(1e-4);
+      expect(Math.max(...reference)).toBeGreaterThan(0.9);
+    }
+    expect(engine.metrics().vadMeanBatchSize).toBeGreaterThan(1);
+    await Promise.all(calls.map((call) => call.close()));
+  });
+
+  it('turns real speech with pauses into turn events at the right places', async () => {
+    const conversation = conversations[0];
+    const call = engine.openCall('turns', { inputSampleRate: SAMPLE_RATE });
+    const events = collect(call);
+    await feed(call, conversation.pcm);
+    const deadline = Date.now() + 10_000;
+    while (!events.some((e) => e.type === 'user_turn_complete') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+
+    const types = events.map((e) => e.type);
+    expect(types[0]).toBe('speech_start');
+    expect(types).toContain('user_started_speaking');
+    expect(types).toContain('smart_turn_result');
+    const starts = events.filter((e) => e.type === 'speech_start');
+    const firstSegment = conversation.segments[0];
+    const lastSegment = conversation.segments[conversation.segments.length - 1];
+    // The VAD start lands within 300 ms of the true start of speech.
+    expect(Math.abs(starts[0].offsetSamples - firstSegment.startSample)).toBeLessThan(0.3 * SAMPLE_RATE);
+    const complete = events.find((e) => e.type === 'user_turn_complete');
+    expect(complete).toBeDefined();
+    if (complete?.type !== 'user_turn_complete') throw new Error('unreachable');
+    // The turn is complete only after the last words, and within the silence fallback of them.
+    expect(complete.speechEndSamples).toBeGreaterThan(lastSegment.endSample - 0.3 * SAMPLE_RATE);
+    expect(complete.decidedAtSamples - lastSegment.endSample).toBeLessThan(3.5 * SAMPLE_RATE);
+    for (const result of events.filter((e) => e.type === 'smart_turn_result')) {
+      if (result.type !== 'smart_turn_result') continue;
+      expect(result.probability).toBeGreaterThanOrEqual(0);
+      expect(result.probability).toBeLessThanOrEqual(1);
+    }
+    expect(engine.metrics().stopToTurnDecisionMs.count).toBeGreaterThan(0);
+    await call.close();
+  });
+
+  it('re-homes the calls of a crashed worker and leaves the other worker’s calls untouched', async () => {
+    const a = engine.openCall('crash-a', { inputSampleRate: SAMPLE_RATE, trace: true });
+    const b = engine.openCall('crash-b', { inputSampleRate: SAMPLE_RATE, trace: true });
+    expect(engine.workerOf('crash-a')).not.toBe(engine.workerOf('crash-b'));
+    const eventsA = collect(a);
+    const eventsB = collect(b);
+    const victim = engine.workerOf('crash-a')!;
+    const pcm = conversations[1].pcm;
+    await Promise.all([
+      feed(a, pcm, { onFrame: (frame) => frame === 60 && engine.crashWorker(victim) }),
+      feed(b, pcm),
+    ]);
+    const restarted = eventsA.find((e) => e.type === 'worker_restarted');
+    expect(restarted).toMatchObject({ type: 'worker_restarted', fromWorkerId: victim });
+    expect(eventsB.some((e) => e.type === 'worker_restarted')).toBe(false);
+    // Call B's every probability is what it would have been with no crash at all.
+    expect(maxAbsDiff(probabilities(eventsB), await referenceProbabilities(pcm))).toBeLessThan(1e-4);
+    // Call A kept being served after the crash: windows up to the end of its audio were decided.
+    expect(a.processedSamples).toBe(Math.floor(pcm.length / 512) * 512);
+    expect(engine.metrics().workerRestarts).toBeGreaterThanOrEqual(1);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('rebalances when calls end and moves VAD state with the call', async () => {
+    // Wait for the crashed worker's replacement to be back.
+    const deadline = Date.now() + 20_000;
+    let calls: CallAudio[] = [];
+    for (;;) {
+      calls = ['r0', 'r1', 'r2', 'r3'].map((id) => engine.openCall(id, { inputSampleRate: SAMPLE_RATE, trace: true }));
+      const workers = new Set(calls.map((c) => engine.workerOf(c.callId)));
+      if (workers.size === 2 || Date.now() > deadline) break;
+      await Promise.all(calls.map((c) => c.close()));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const byWorker = (w: number) => calls.filter((c) => engine.workerOf(c.callId) === w);
+    expect(byWorker(0)).toHaveLength(2);
+    expect(byWorker(1)).toHaveLength(2);
+    const pcm = conversations[2].pcm;
+    const half = Math.floor(pcm.length / 2 / FRAME_SAMPLES) * FRAME_SAMPLES;
+    const leaving = byWorker(0);
+    const staying = byWorker(1);
+    const stayingEvents = staying.map(collect);
+    await Promise.all(staying.map((call) => feed(call, pcm.subarray(0, half))));
+    await Promise.all(leaving.map((call) => call.close()));
+    // Worker 0 is now empty and worker 1 holds two calls: one of them must have moved.
+    expect(new Set(staying.map((call) => engine.workerOf(call.callId))).size).toBe(2);
+    await Promise.all(staying.map((call) => feed(call, pcm.subarray(half))));
+    const reference = await referenceProbabilities(pcm);
+    for (const events of stayingEvents) expect(maxAbsDiff(probabilities(events), reference)).toBeLessThan(1e-4);
+    await Promise.all(staying.map((call) => call.close()));
+  });
+
+  it('counts every caller sample a full ring could not take', async () => {
+    const call = engine.openCall('overflow', { inputSampleRate: SAMPLE_RATE });
+    const events = collect(call);
+    const capacity = call.inputRing.capacitySamples;
+    const burst = new Int16Array(capacity + 1000);
+    const accepted = call.writeCallerAudio(burst);
+    expect(accepted).toBeLessThanOrEqual(capacity);
+    expect(call.droppedSamples()).toBe(burst.length - accepted);
+    expect(events).toContainEqual({ type: 'input_overflow', droppedSamples: burst.length - accepted });
+    await call.close();
+  });
+});

@@ -1,0 +1,231 @@
+/**
+ * The media core as one object: media workers (resampling + batched VAD + Smart Turn features), the
+ * Smart Turn pool, and per-call turn detectors on the main thread. The main thread only moves frames
+ * into rings and events out; every model runs in a worker.
+ */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { MediaPool } from './pool/media-pool.ts';
+import { SmartTurnPool } from './pool/smart-turn-pool.ts';
+import { CallAudio } from './call-audio.ts';
+import { LatencyRecorder } from './metrics/latency-recorder.ts';
+import { ClosedError, VoiceError } from './errors.ts';
+import type { FromWorker } from './pool/protocol.ts';
+import type { BackendName } from './inference/backend.ts';
+import type { VadHysteresisSettings } from './stages/vad-hysteresis.ts';
+import type { TurnDetectorSettings } from './turn/turn-detector.ts';
+
+export interface MediaEngineOptions {
+  models: { vadPath: string; smartTurnPath: string };
+  /** Media worker threads (VAD, resampling, features). */
+  workers: number;
+  /** Smart Turn threads. */
+  turnWorkers: number;
+  vadBackend: BackendName;
+  smartTurnBackend: BackendName;
+  /** Intra-op threads per inference session. */
+  inferenceThreads: number;
+  vad: VadHysteresisSettings;
+  turn: Partial<TurnDetectorSettings>;
+  smartTurn: { maxBatch: number; timeoutMs: number };
+  warmUp: { vadRuns: number; smartTurnRuns: number };
+  /** Caller audio each call's ring can hold before it counts drops. */
+  inputRingMs: number;
+  historyMs: number;
+  allowFaultInjection: boolean;
+  onListenerError?: (callId: string, error: unknown) => void;
+}
+
+export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
+  workers: 1,
+  turnWorkers: 1,
+  vadBackend: 'wasm',
+  smartTurnBackend: 'wasm',
+  inferenceThreads: 1,
+  vad: { confidence: 0.7, startMs: 200, stopMs: 200 },
+  turn: {},
+  smartTurn: { maxBatch: 8, timeoutMs: 2000 },
+  warmUp: { vadRuns: 200, smartTurnRuns: 3 },
+  inputRingMs: 2000,
+  historyMs: 8000,
+  allowFaultInjection: false,
+};
+
+export interface MediaEngineMetrics {
+  calls: number;
+  frameLatencyMs: { count: number; p50: number; p95: number; p99: number; max: number };
+  stopToTurnDecisionMs: { count: number; p50: number; p95: number; p99: number; max: number };
+  droppedSamples: number;
+  workerRestarts: number;
+  smartTurn: { requests: number; batches: number; failures: number; queued: number; inFlight: number };
+  vadBatches: number;
+  vadMeanBatchSize: number;
+  eventLoopDelayP99Ms: number;
+}
+
+export class MediaEngine {
+  readonly options: MediaEngineOptions;
+  #pool: MediaPool;
+  #turnPool: SmartTurnPool;
+  #calls = new Map<string, CallAudio>();
+  #frameLatency = new LatencyRecorder();
+  #decisionLatency = new LatencyRecorder();
+  #eventLoop: IntervalHistogram;
+  #workerRestarts = 0;
+  #droppedOfClosedCalls = 0;
+  #vadBatches = 0;
+  #vadWindows = 0;
+  #closed = false;
+
+  private constructor(options: MediaEngineOptions) {
+    this.options = options;
+    this.#pool = new MediaPool(
+      {
+        workers: options.workers,
+        settings: {
+          vadModelPath: options.models.vadPath,
+          vadBackend: options.vadBackend,
+          threads: options.inferenceThreads,
+          vad: options.vad,
+          warmUpRuns: options.warmUp.vadRuns,
+          historyMs: options.historyMs,
+          allowFaultInjection: options.allowFaultInjection,
+        },
+      },
+      {
+        onMessage: (workerId, message) => this.#onWorkerMessage(workerId, message),
+        onWorkerRestarted: (callIds, from, to, error) => {
+          this.#workerRestarts++;
+          for (const callId of callIds) this.#calls.get(callId)?.handleWorkerRestarted(from, to, error.message);
+        },
+      },
+    );
+    this.#turnPool = new SmartTurnPool({
+      modelPath: options.models.smartTurnPath,
+      backend: options.smartTurnBackend,
+      threads: options.turnWorkers,
+      intraOpThreads: options.inferenceThreads,
+      maxBatch: options.smartTurn.maxBatch,
+      timeoutMs: options.smartTurn.timeoutMs,
+      warmUpRuns: options.warmUp.smartTurnRuns,
+    });
+    this.#eventLoop = monitorEventLoopDelay({ resolution: 10 });
+  }
+
+  /** Starts and warms every worker; resolves when the engine can take calls. */
+  static async start(options: Partial<Omit<MediaEngineOptions, 'models'>> & Pick<MediaEngineOptions, 'models'>): Promise<MediaEngine> {
+    const engine = new MediaEngine({ ...DEFAULT_MEDIA_OPTIONS, ...options });
+    try {
+      await Promise.all([engine.#pool.start(), engine.#turnPool.warmUp()]);
+    } catch (error) {
+      await engine.close();
+      throw new VoiceError('VE_ENGINE_START_FAILED', `media engine failed to start: ${(error as Error).message}`, { cause: error });
+    }
+    engine.#eventLoop.enable();
+    return engine;
+  }
+
+  get activeCalls(): number {
+    return this.#calls.size;
+  }
+
+  openCall(callId: string, opts: { inputSampleRate: number; trace?: boolean }): CallAudio {
+    if (this.#closed) throw new ClosedError('media engine');
+    if (this.#calls.has(callId)) throw new VoiceError('VE_CALL_EXISTS', `call ${callId} is already open`, { status: 409 });
+    const call = new CallAudio({
+      callId,
+      inputSampleRate: opts.inputSampleRate,
+      ringCapacitySamples: Math.ceil((opts.inputSampleRate * this.options.inputRingMs) / 1000),
+      turn: this.options.turn,
+      trace: opts.trace ?? false,
+      hooks: {
+        notify: (id) => this.#pool.notify(id),
+        requestSmartTurn: (c, requestId, features) => this.#requestSmartTurn(c, requestId, features),
+        recordFrameLatency: (ms) => this.#frameLatency.record(ms),
+        onListenerError: (id, error) => this.options.onListenerError?.(id, error),
+        close: async (c) => {
+          this.#calls.delete(c.callId);
+          this.#droppedOfClosedCalls += c.droppedSamples();
+          await this.#pool.removeCall(c.callId);
+        },
+      },
+    });
+    this.#calls.set(callId, call);
+    try {
+      this.#pool.addCall({ callId, inputRing: call.inputRing.buffer, inputSampleRate: opts.inputSampleRate });
+    } catch (error) {
+      this.#calls.delete(callId);
+      throw error;
+    }
+    return call;
+  }
+
+  getCall(callId: string): CallAudio | undefined {
+    return this.#calls.get(callId);
+  }
+
+  workerOf(callId: string): number | undefined {
+    return this.#pool.workerOf(callId);
+  }
+
+  /** Test hook: kills a media worker thread (needs `allowFaultInjection`). */
+  crashWorker(workerId: number): void {
+    this.#pool.crashWorker(workerId);
+  }
+
+  #onWorkerMessage(_workerId: number, message: FromWorker): void {
+    if (message.type !== 'step') return;
+    const now = performance.now();
+    this.#vadBatches++;
+    this.#vadWindows += message.batchSize;
+    for (const window of message.windows) {
+      this.#calls.get(window.callId)?.handleWindow(window.endSamples, window.probability, window.inputSamples, now);
+    }
+    for (const event of message.events) {
+      this.#calls.get(event.callId)?.handleVadEvent(event.type, event.offsetSamples, event.features);
+    }
+  }
+
+  #requestSmartTurn(call: CallAudio, requestId: number, features: Float32Array): void {
+    const started = performance.now();
+    this.#turnPool.predict(features).then(
+      (answer) => {
+        this.#decisionLatency.record(performance.now() - started);
+        if (!call.closed) call.handleSmartTurn(requestId, answer.probability);
+      },
+      (error: VoiceError) => {
+        if (!call.closed) call.handleSmartTurnFailure(requestId, error.code ?? 'VE_SMART_TURN_FAILED', error.message);
+      },
+    );
+  }
+
+  metrics(): MediaEngineMetrics {
+    let dropped = this.#droppedOfClosedCalls;
+    for (const call of this.#calls.values()) dropped += call.droppedSamples();
+    return {
+      calls: this.#calls.size,
+      frameLatencyMs: this.#frameLatency.summary(),
+      stopToTurnDecisionMs: this.#decisionLatency.summary(),
+      droppedSamples: dropped,
+      workerRestarts: this.#workerRestarts,
+      smartTurn: this.#turnPool.stats(),
+      vadBatches: this.#vadBatches,
+      vadMeanBatchSize: this.#vadBatches === 0 ? 0 : this.#vadWindows / this.#vadBatches,
+      eventLoopDelayP99Ms: this.#eventLoop.percentile(99) / 1e6,
+    };
+  }
+
+  /** Clears the latency windows, e.g. after a benchmark's warm-up phase. */
+  resetMetrics(): void {
+    this.#frameLatency.reset();
+    this.#decisionLatency.reset();
+    this.#eventLoop.reset();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#eventLoop.disable();
+    await Promise.all([...this.#calls.values()].map((call) => call.close()));
+    await Promise.all([this.#pool.close(), this.#turnPool.close()]);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * One call's media state inside a media worker: its input ring, resampler to 16 kHz, the partial VAD
+ * window, the VAD hysteresis and the audio history that Smart Turn reads.
+ */
+import { PcmRing } from '../ring/pcm-ring.ts';
+import { Resampler } from '../stages/resampler.ts';
+import { AudioHistory } from '../stages/audio-history.ts';
+import { VadHysteresis, type VadHysteresisSettings } from '../stages/vad-hysteresis.ts';
+import { VAD_WINDOW_SAMPLES, VAD_SAMPLE_RATE } from '../stages/silero-vad.ts';
+import type { CallSnapshot } from './protocol.ts';
+
+const READ_CHUNK_SAMPLES = 4096;
+
+export class CallMedia {
+  readonly callId: string;
+  readonly ring: PcmRing;
+  readonly history: AudioHistory;
+  readonly hysteresis: VadHysteresis;
+  /** Complete 512-sample windows waiting for the next batched VAD run, oldest first. */
+  readonly windows: Array<{ samples: Float32Array; inputSamples: number }> = [];
+  #resampler: Resampler | null;
+  #pending = new Float32Array(VAD_WINDOW_SAMPLES);
+  #pendingLength = 0;
+  #readBuffer = new Int16Array(READ_CHUNK_SAMPLES);
+  /** 16 kHz offset of the end of the last window handed to the VAD. */
+  windowEndSamples: number;
+
+  constructor(opts: { callId: string; inputRing: SharedArrayBuffer; inputSampleRate: number; historyMs: number; vad: VadHysteresisSettings; snapshot?: CallSnapshot }) {
+    this.callId = opts.callId;
+    this.ring = PcmRing.attach(opts.inputRing);
+    this.#resampler =
+      opts.inputSampleRate === VAD_SAMPLE_RATE ? null : Resampler.create({ inputSampleRate: opts.inputSampleRate, outputSampleRate: VAD_SAMPLE_RATE });
+    const historySamples = Math.round((opts.historyMs * VAD_SAMPLE_RATE) / 1000);
+    const snapshot = opts.snapshot;
+    this.history = snapshot ? AudioHistory.restore(historySamples, snapshot.history) : new AudioHistory(historySamples);
+    this.hysteresis = new VadHysteresis(opts.vad);
+    if (snapshot) {
+      this.hysteresis.restore(snapshot.hysteresis);
+      this.#pending.set(snapshot.pending);
+      this.#pendingLength = snapshot.pending.length;
+    }
+    this.windowEndSamples = this.history.totalSamples - this.#pendingLength;
+  }
+
+  /** Moves everything the ring holds into 16 kHz windows; returns how many samples were read. */
+  drain(): number {
+    let total = 0;
+    for (;;) {
+      const read = this.ring.read(this.#readBuffer);
+      if (read === 0) return total;
+      total += read;
+      const input = this.#readBuffer.subarray(0, read);
+      const pcm16k = this.#resampler ? this.#resampler.process(input) : input;
+      this.#append(pcm16k);
+    }
+  }
+
+  #append(pcm: Int16Array): void {
+    const floats = new Float32Array(pcm.length);
+    for (let i = 0; i < pcm.length; i++) floats[i] = pcm[i] / 32768;
+    this.history.append(floats);
+    let offset = 0;
+    while (offset < floats.length) {
+      const take = Math.min(VAD_WINDOW_SAMPLES - this.#pendingLength, floats.length - offset);
+      this.#pending.set(floats.subarray(offset, offset + take), this.#pendingLength);
+      this.#pendingLength += take;
+      offset += take;
+      if (this.#pendingLength === VAD_WINDOW_SAMPLES) {
+        this.windows.push({ samples: this.#pending, inputSamples: this.ring.totalReadSamples() });
+        this.#pending = new Float32Array(VAD_WINDOW_SAMPLES);
+        this.#pendingLength = 0;
+      }
+    }
+  }
+
+  snapshot(vad: CallSnapshot['vad']): CallSnapshot {
+    // The worker applies moves between steps, when every complete window has been through the VAD.
+    return {
+      vad,
+      history: this.history.snapshot(),
+      pending: this.#pending.slice(0, this.#pendingLength),
+      hysteresis: this.hysteresis.snapshot(),
+    };
+  }
+
+  close(): void {
+    this.#resampler?.close();
+    this.#resampler = null;
+  }
+}

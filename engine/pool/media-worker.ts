@@ -1,0 +1,199 @@
+/**
+ * The media worker: one long-running Piscina task per thread. It owns the per-call media state of the
+ * calls assigned to it, wakes on its doorbell when the main thread has written audio, and runs the VAD
+ * for all of its calls as one batched `session.run` per step. On a VAD stop it extracts the Smart Turn
+ * features from the call's history and sends them with the event; the model itself runs in the turn pool.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { Doorbell } from '../ring/doorbell.ts';
+import { createModelSession } from '../inference/backend.ts';
+import { SileroVad, VAD_WINDOW_SAMPLES } from '../stages/silero-vad.ts';
+import { loadResamplerModule } from '../stages/resampler.ts';
+import { loadFeatureExtractor, type SmartTurnFeatureExtractor, SMART_TURN_SAMPLES } from '../stages/smart-turn-features.ts';
+import { CallMedia } from './call-media.ts';
+import type { FromWorker, MediaWorkerSettings, ToWorker, VadEventMessage, VadWindowResult } from './protocol.ts';
+
+export interface ServeTask {
+  port: MessagePort;
+  doorbell: SharedArrayBuffer;
+  settings: MediaWorkerSettings;
+}
+
+/** How long the worker sleeps when nothing rings, so control messages are never stuck for long. */
+const IDLE_WAIT_MS = 50;
+
+export default async function serve(task: ServeTask): Promise<{ workerId: number; stopped: true }> {
+  const { port, settings } = task;
+  const doorbell = Doorbell.attach(task.doorbell);
+  const started = performance.now();
+  const [session, features] = await Promise.all([
+    createModelSession(settings.vadBackend, settings.vadModelPath, { threads: settings.threads }),
+    loadFeatureExtractor(),
+    loadResamplerModule(),
+  ]);
+  const vad = SileroVad.create(session);
+  await warmUp(vad, settings.warmUpRuns);
+  const worker = new MediaWorker(settings, vad, features, port);
+  port.on('message', (message: ToWorker) => worker.enqueue(message));
+  post(port, { type: 'ready', workerId: settings.workerId, warmUpMs: performance.now() - started });
+
+  while (!worker.stopped) {
+    const seen = doorbell.current();
+    worker.applyControl();
+    if (worker.stopped) break;
+    await worker.step();
+    if (worker.hasQueuedControl()) continue;
+    await doorbell.wait(seen, IDLE_WAIT_MS);
+  }
+  worker.close();
+  port.close();
+  session.release();
+  return { workerId: settings.workerId, stopped: true };
+}
+
+async function warmUp(vad: SileroVad, runs: number): Promise<void> {
+  const id = '__warm_up__';
+  vad.addStream(id);
+  const silence = new Map([[id, new Float32Array(VAD_WINDOW_SAMPLES)]]);
+  for (let i = 0; i < runs; i++) await vad.run(silence);
+  vad.removeStream(id);
+}
+
+function post(port: MessagePort, message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
+}
+
+class MediaWorker {
+  readonly settings: MediaWorkerSettings;
+  stopped = false;
+  #vad: SileroVad;
+  #features: SmartTurnFeatureExtractor;
+  #port: MessagePort;
+  #calls = new Map<string, CallMedia>();
+  #control: ToWorker[] = [];
+
+  constructor(settings: MediaWorkerSettings, vad: SileroVad, features: SmartTurnFeatureExtractor, port: MessagePort) {
+    this.settings = settings;
+    this.#vad = vad;
+    this.#features = features;
+    this.#port = port;
+  }
+
+  enqueue(message: ToWorker): void {
+    this.#control.push(message);
+  }
+
+  hasQueuedControl(): boolean {
+    return this.#control.length > 0;
+  }
+
+  /** Control messages are applied between steps, so a moving call never has windows in flight. */
+  applyControl(): void {
+    for (const message of this.#control.splice(0)) {
+      switch (message.type) {
+        case 'attach':
+          this.#attach(message);
+          break;
+        case 'detach':
+          this.#detach(message.callId, message.requestId);
+          break;
+        case 'crash':
+          // Thrown outside any promise, like a real bug in native or WASM glue: the thread dies.
+          if (this.settings.allowFaultInjection) {
+            setImmediate(() => {
+              throw new Error(`media worker ${this.settings.workerId}: injected crash`);
+            });
+          }
+          break;
+        case 'stop':
+          this.stopped = true;
+          break;
+      }
+    }
+  }
+
+  #attach(message: Extract<ToWorker, { type: 'attach' }>): void {
+    try {
+      const call = new CallMedia({
+        callId: message.callId,
+        inputRing: message.inputRing,
+        inputSampleRate: message.inputSampleRate,
+        historyMs: this.settings.historyMs,
+        vad: this.settings.vad,
+        snapshot: message.snapshot,
+      });
+      this.#vad.addStream(message.callId);
+      if (message.snapshot) this.#vad.importStreamState(message.callId, message.snapshot.vad);
+      this.#calls.set(message.callId, call);
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? 'VE_CALL_ATTACH_FAILED';
+      post(this.#port, { type: 'call_error', callId: message.callId, code, message: String((error as Error).message) });
+    }
+  }
+
+  #detach(callId: string, requestId: number): void {
+    const call = this.#calls.get(callId);
+    if (!call) {
+      post(this.#port, { type: 'detached', requestId, callId, snapshot: null });
+      return;
+    }
+    const snapshot = call.snapshot(this.#vad.exportStreamState(callId));
+    this.#calls.delete(callId);
+    this.#vad.removeStream(callId);
+    call.close();
+    post(this.#port, { type: 'detached', requestId, callId, snapshot });
+  }
+
+  /** Reads every call's ring, then runs batched VAD until no call has a complete window left. */
+  async step(): Promise<void> {
+    for (const call of this.#calls.values()) call.drain();
+    for (;;) {
+      const batch = new Map<string, Float32Array>();
+      const inputSamples = new Map<string, number>();
+      for (const call of this.#calls.values()) {
+        const window = call.windows.shift();
+        if (!window) continue;
+        batch.set(call.callId, window.samples);
+        inputSamples.set(call.callId, window.inputSamples);
+      }
+      if (batch.size === 0) return;
+      const started = performance.now();
+      const probabilities = await this.#vad.run(batch);
+      const inferenceMs = performance.now() - started;
+      this.#report(probabilities, inputSamples, inferenceMs, batch.size);
+    }
+  }
+
+  #report(probabilities: Map<string, number>, inputSamples: Map<string, number>, inferenceMs: number, batchSize: number): void {
+    const windows: VadWindowResult[] = [];
+    const events: VadEventMessage[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const [callId, probability] of probabilities) {
+      const call = this.#calls.get(callId);
+      if (!call) continue;
+      call.windowEndSamples += VAD_WINDOW_SAMPLES;
+      const endSamples = call.windowEndSamples;
+      windows.push({ callId, endSamples, probability, inputSamples: inputSamples.get(callId) ?? 0 });
+      const event = call.hysteresis.push(probability, endSamples);
+      if (!event) continue;
+      if (event.type === 'speech_end') {
+        const started = performance.now();
+        // The history can run ahead of the VAD by the windows still queued; end the input at the stop.
+        const ahead = call.history.totalSamples - endSamples;
+        const recent = call.history.latest(SMART_TURN_SAMPLES + ahead);
+        const input = recent.subarray(0, Math.max(0, recent.length - ahead));
+        const features = this.#features.extract(input);
+        events.push({ callId, type: event.type, offsetSamples: event.offsetSamples, features, featureMs: performance.now() - started });
+        transfer.push(features.buffer as ArrayBuffer);
+      } else {
+        events.push({ callId, type: event.type, offsetSamples: event.offsetSamples });
+      }
+    }
+    post(this.#port, { type: 'step', windows, events, inferenceMs, batchSize }, transfer);
+  }
+
+  close(): void {
+    for (const call of this.#calls.values()) call.close();
+    this.#calls.clear();
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Messages between the main thread (MediaPool) and a media worker, over the MessagePort handed to the
+ * worker's long-running `serve` task. Audio never travels here: it moves through the calls' PcmRings.
+ */
+import type { BackendName } from '../inference/backend.ts';
+import type { VadHysteresisSettings } from '../stages/vad-hysteresis.ts';
+
+export interface MediaWorkerSettings {
+  workerId: number;
+  vadModelPath: string;
+  vadBackend: BackendName;
+  /** Intra-op threads per inference session; one is right when there are as many workers as cores. */
+  threads: number;
+  vad: VadHysteresisSettings;
+  /** VAD runs made on silence before the worker takes calls (onnxruntime-web is slow at first). */
+  warmUpRuns: number;
+  /** How much 16 kHz audio each call keeps for Smart Turn. */
+  historyMs: number;
+  /** Lets tests crash a worker on purpose. */
+  allowFaultInjection: boolean;
+}
+
+/** What a call's media state looks like when it moves to another worker. */
+export interface CallSnapshot {
+  vad: { context: Float32Array; state: Float32Array };
+  history: { latest: Float32Array; totalSamples: number };
+  pending: Float32Array;
+  hysteresis: unknown;
+}
+
+export type ToWorker =
+  | { type: 'attach'; callId: string; inputRing: SharedArrayBuffer; inputSampleRate: number; snapshot?: CallSnapshot }
+  | { type: 'detach'; callId: string; requestId: number }
+  | { type: 'crash' }
+  | { type: 'stop' };
+
+export interface VadWindowResult {
+  callId: string;
+  /** 16 kHz offset of the end of the window this probability belongs to. */
+  endSamples: number;
+  probability: number;
+  /** Input samples the worker had read from the ring when this window became complete. */
+  inputSamples: number;
+}
+
+export interface VadEventMessage {
+  callId: string;
+  type: 'speech_start' | 'speech_end';
+  offsetSamples: number;
+  /** For `speech_end`: Smart Turn input features of the last 8 s ([80][800] float32). */
+  features?: Float32Array;
+  /** For `speech_end`: how long feature extraction took in the worker. */
+  featureMs?: number;
+}
+
+export type FromWorker =
+  | { type: 'ready'; workerId: number; warmUpMs: number }
+  | { type: 'step'; windows: VadWindowResult[]; events: VadEventMessage[]; inferenceMs: number; batchSize: number }
+  | { type: 'detached'; requestId: number; callId: string; snapshot: CallSnapshot | null }
+  | { type: 'call_error'; callId: string; code: string; message: string };

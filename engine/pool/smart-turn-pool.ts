@@ -1,0 +1,148 @@
+/**
+ * Runs Smart Turn v3 in its own Piscina pool, apart from the media workers, so a 40-150 ms model run
+ * never delays any call's VAD. Requests that arrive while every turn thread is busy are batched into
+ * the next run (the model's batch dimension is dynamic): dynamic batching across calls.
+ */
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { VoiceError, ClosedError } from '../errors.ts';
+import type { BackendName } from '../inference/backend.ts';
+import type { SmartTurnTask, SmartTurnTaskResult } from './smart-turn-worker.ts';
+
+export interface SmartTurnPoolOptions {
+  modelPath: string;
+  backend: BackendName;
+  /** Turn threads (each holds one session). */
+  threads: number;
+  /** Intra-op threads per session. */
+  intraOpThreads: number;
+  maxBatch: number;
+  /** A request not answered within this is rejected, and the turn falls back to silence. */
+  timeoutMs: number;
+  warmUpRuns: number;
+}
+
+export interface SmartTurnAnswer {
+  probability: number;
+  /** Queueing plus inference, as seen from the main thread. */
+  latencyMs: number;
+  batchSize: number;
+}
+
+interface Pending {
+  features: Float32Array;
+  enqueuedAt: number;
+  resolve(answer: SmartTurnAnswer): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+  settled: boolean;
+}
+
+export class SmartTurnTimeoutError extends VoiceError {
+  constructor(timeoutMs: number) {
+    super('VE_SMART_TURN_TIMEOUT', `Smart Turn did not answer within ${timeoutMs} ms`, { retryable: true });
+  }
+}
+
+export class SmartTurnFailedError extends VoiceError {
+  constructor(cause: unknown) {
+    super('VE_SMART_TURN_FAILED', `Smart Turn inference failed: ${(cause as Error)?.message ?? cause}`, { retryable: true, cause });
+  }
+}
+
+export class SmartTurnPool {
+  readonly options: SmartTurnPoolOptions;
+  #piscina: Piscina;
+  #queue: Pending[] = [];
+  #inFlight = 0;
+  #closed = false;
+  #batches = 0;
+  #requests = 0;
+  #failures = 0;
+
+  constructor(options: SmartTurnPoolOptions) {
+    this.options = options;
+    this.#piscina = new Piscina({
+      filename: fileURLToPath(new URL('./smart-turn-worker.ts', import.meta.url)),
+      minThreads: options.threads,
+      maxThreads: options.threads,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      atomics: 'disabled',
+    });
+  }
+
+  /** Loads the model in every turn thread and runs it until onnxruntime is warm. */
+  async warmUp(): Promise<void> {
+    const tasks = Array.from({ length: this.options.threads }, () => this.#run({ ...this.#taskBase(), features: [], warmUpRuns: this.options.warmUpRuns }, []));
+    await Promise.all(tasks);
+  }
+
+  predict(features: Float32Array): Promise<SmartTurnAnswer> {
+    if (this.#closed) return Promise.reject(new ClosedError('Smart Turn pool'));
+    this.#requests++;
+    return new Promise((resolve, reject) => {
+      const pending: Pending = {
+        features,
+        enqueuedAt: performance.now(),
+        resolve,
+        reject,
+        settled: false,
+        timer: setTimeout(() => this.#settle(pending, new SmartTurnTimeoutError(this.options.timeoutMs)), this.options.timeoutMs),
+      };
+      this.#queue.push(pending);
+      this.#dispatch();
+    });
+  }
+
+  stats(): { requests: number; batches: number; failures: number; queued: number; inFlight: number } {
+    return { requests: this.#requests, batches: this.#batches, failures: this.#failures, queued: this.#queue.length, inFlight: this.#inFlight };
+  }
+
+  #taskBase(): Omit<SmartTurnTask, 'features'> {
+    return { modelPath: this.options.modelPath, backend: this.options.backend, threads: this.options.intraOpThreads };
+  }
+
+  #run(task: SmartTurnTask, transferList: ArrayBuffer[]): Promise<SmartTurnTaskResult> {
+    return this.#piscina.run(task, { transferList });
+  }
+
+  #dispatch(): void {
+    while (!this.#closed && this.#inFlight < this.options.threads) {
+      const batch = this.#queue.splice(0, this.options.maxBatch).filter((p) => !p.settled);
+      if (batch.length === 0) return;
+      this.#inFlight++;
+      this.#batches++;
+      const features = batch.map((p) => p.features);
+      this.#run({ ...this.#taskBase(), features }, features.map((f) => f.buffer as ArrayBuffer))
+        .then((result) => {
+          const now = performance.now();
+          batch.forEach((p, i) => this.#settle(p, { probability: result.probabilities[i], latencyMs: now - p.enqueuedAt, batchSize: batch.length }));
+        })
+        .catch((error: unknown) => {
+          this.#failures++;
+          const failure = new SmartTurnFailedError(error);
+          for (const p of batch) this.#settle(p, failure);
+        })
+        .finally(() => {
+          this.#inFlight--;
+          this.#dispatch();
+        });
+    }
+  }
+
+  #settle(pending: Pending, outcome: SmartTurnAnswer | Error): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    clearTimeout(pending.timer);
+    if (outcome instanceof Error) pending.reject(outcome);
+    else pending.resolve(outcome);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const pending of this.#queue.splice(0)) this.#settle(pending, new ClosedError('Smart Turn pool'));
+    await this.#piscina.destroy();
+  }
+}
