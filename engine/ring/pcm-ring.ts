@@ -134,9 +134,13 @@ export class PcmRing {
     return copied;
   }
 
-  /** Samples readable now. */
+  /**
+   * Samples readable now. Exact on the consumer and producer threads (each owns one of the two
+   * indices); a third thread may see the two loads straddle a write or read, hence the clamp.
+   */
   availableSamples(): number {
-    return Number(Atomics.load(this.#i64, WRITE_INDEX_I64)) - Number(Atomics.load(this.#i64, READ_INDEX_I64));
+    const unread = Number(Atomics.load(this.#i64, WRITE_INDEX_I64)) - Number(Atomics.load(this.#i64, READ_INDEX_I64));
+    return Math.min(Math.max(unread, 0), this.capacitySamples);
   }
 
   /** Samples the producer could write now without dropping. */
