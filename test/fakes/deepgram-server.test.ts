@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
+import { WebSocket, type WsSocket } from './ws.ts';
 import { DeepgramFakeServer } from './deepgram-server.ts';
 import { concatPcm, silence, synthesizeSpeech } from './speech.ts';
 
@@ -12,7 +12,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-function open(url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket; messages: Msg[]; closed: Promise<number> }> {
+function open(url: string, headers: Record<string, string> = {}): Promise<{ ws: WsSocket; messages: Msg[]; closed: Promise<number> }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers });
     const messages: Msg[] = [];
@@ -24,7 +24,7 @@ function open(url: string, headers: Record<string, string> = {}): Promise<{ ws: 
   });
 }
 
-function sendIn20msChunks(ws: WebSocket, pcm: Int16Array): void {
+function sendIn20msChunks(ws: WsSocket, pcm: Int16Array): void {
   const chunk = SAMPLE_RATE / 50;
   for (let i = 0; i < pcm.length; i += chunk) {
     const part = pcm.slice(i, i + chunk);

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { WebSocketServer, type RawData, type WsServer, type WsSocket } from './ws.ts';
 import { closeServer, delay, FailurePlan, listenLoopback, SocketTracker } from './net.ts';
 
 /**
@@ -86,7 +86,7 @@ export class DeepgramFakeServer {
 
   private readonly http: Server;
   private readonly tracker: SocketTracker;
-  private readonly wss: WebSocketServer;
+  private readonly wss: WsServer;
   private readonly options: Required<Omit<DeepgramFakeOptions, 'apiKey'>> & { apiKey: string | undefined };
   private readonly failures = new FailurePlan<DeepgramFailure>();
   private readonly live = new Set<LiveConnection>();
@@ -205,7 +205,7 @@ function refuse(socket: Duplex, status: number, errCode: string, message: string
 /** One open WebSocket: audio clock, energy-based segmentation, result messages. */
 class LiveConnection {
   private readonly server: DeepgramFakeServer;
-  private readonly ws: WebSocket;
+  private readonly ws: WsSocket;
   private readonly record: DeepgramConnectionRecord;
   private readonly requestId = randomUUID();
   private readonly sampleRate: number;
@@ -238,7 +238,7 @@ class LiveConnection {
 
   constructor(
     server: DeepgramFakeServer,
-    ws: WebSocket,
+    ws: WsSocket,
     record: DeepgramConnectionRecord,
     options: Required<Omit<DeepgramFakeOptions, 'apiKey'>>,
     dropPlan: { afterMs?: number; afterMessages?: number; afterAudioMs?: number } | undefined,
