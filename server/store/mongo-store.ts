@@ -111,6 +111,23 @@ function isUnavailable(err: unknown): boolean {
   return err instanceof MongoError && (err.hasErrorLabel('RetryableWriteError') || err.hasErrorLabel('ResetPool'));
 }
 
+/** Runs tasks with the same key one after another; different keys run concurrently. */
+class KeyedLock {
+  #tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(key) ?? Promise.resolve();
+    const result = previous.then(task, task);
+    const tail = result.catch(() => {});
+    this.#tails.set(key, tail);
+    // Drop the entry when nothing queued behind us, so the map does not grow with every call ever seen.
+    void tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    return result;
+  }
+}
+
 function stripId<T>(doc: (T & { _id?: unknown }) | null): T | null {
   if (!doc) return null;
   const { _id: _ignored, ...rest } = doc;
@@ -129,6 +146,7 @@ export class MongoCallStore implements CallStore {
   #now: () => Date;
   #closed = false;
   #ready: Promise<void> | null = null;
+  #callLock = new KeyedLock();
 
   constructor(options: MongoStoreOptions) {
     this.client = new MongoClient(options.uri, {
@@ -209,8 +227,18 @@ export class MongoCallStore implements CallStore {
     return stripId<CallRecord>(await this.#calls.findOne({ _id: callId }));
   }
 
-  /** Optimistic read-modify-write; `change` returns null for "nothing to do". */
+  /**
+   * Read-modify-write of one call, serialised per call within this process and guarded by a
+   * compare-and-set on `rev`. The CAS is what makes concurrent writers in several processes safe on
+   * MongoDB; FerretDB v1 does not apply even a filtered single-document update atomically (concurrent
+   * `$inc`s are lost there), so on FerretDB only the in-process serialisation holds.
+   * `change` returns null for "nothing to do".
+   */
   #mutate(callId: string, change: (call: CallRecord) => CallRecord | null): Promise<CallRecord> {
+    return this.#callLock.run(callId, () => this.#compareAndSet(callId, change));
+  }
+
+  #compareAndSet(callId: string, change: (call: CallRecord) => CallRecord | null): Promise<CallRecord> {
     return this.#run(async () => {
       for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
         const call = await this.#read(callId);
@@ -271,11 +299,11 @@ export class MongoCallStore implements CallStore {
     });
   }
 
-  getCall(callId: string): Promise<CallRecord | null> {
+  async getCall(callId: string): Promise<CallRecord | null> {
     return this.#run(() => this.#read(callId));
   }
 
-  listCalls(query: ListCallsQuery = {}): Promise<CallPage> {
+  async listCalls(query: ListCallsQuery = {}): Promise<CallPage> {
     const limit = listLimit(query.limit);
     if (query.state !== undefined) checkState(query.state);
     const filter: Filter<CallDoc> = {};
@@ -297,7 +325,7 @@ export class MongoCallStore implements CallStore {
     });
   }
 
-  updateCall(callId: string, patch: CallPatch, options: UpdateCallOptions = {}): Promise<CallRecord> {
+  async updateCall(callId: string, patch: CallPatch, options: UpdateCallOptions = {}): Promise<CallRecord> {
     return this.#mutate(callId, (call) => {
       if (options.ifState && !options.ifState.includes(call.state)) {
         throw new CallStateConflictError(callId, call.state, options.ifState);
@@ -306,15 +334,15 @@ export class MongoCallStore implements CallStore {
     });
   }
 
-  addParticipant(callId: string, participant: CallParticipant): Promise<CallRecord> {
+  async addParticipant(callId: string, participant: CallParticipant): Promise<CallRecord> {
     return this.#mutate(callId, (call) => withParticipant(call, participant, this.#now()));
   }
 
-  markParticipantLeft(callId: string, identity: string, leftAt?: string): Promise<CallRecord> {
+  async markParticipantLeft(callId: string, identity: string, leftAt?: string): Promise<CallRecord> {
     return this.#mutate(callId, (call) => withParticipantLeft(call, identity, leftAt, this.#now()));
   }
 
-  appendLatency(callId: string, latency: TurnLatency): Promise<CallRecord> {
+  async appendLatency(callId: string, latency: TurnLatency): Promise<CallRecord> {
     return this.#mutate(callId, (call) => withLatency(call, latency, this.#now()));
   }
 
@@ -329,7 +357,7 @@ export class MongoCallStore implements CallStore {
     }
   }
 
-  appendEvents(events: CallEvent[]): Promise<AppendResult> {
+  async appendEvents(events: CallEvent[]): Promise<AppendResult> {
     const docs = events.map(normaliseEvent);
     return this.#run(async () => {
       const ops: AnyBulkWriteOperation<EventDoc>[] = docs.map((e) => ({
@@ -339,7 +367,7 @@ export class MongoCallStore implements CallStore {
     });
   }
 
-  appendSegments(segments: TranscriptSegment[]): Promise<AppendResult> {
+  async appendSegments(segments: TranscriptSegment[]): Promise<AppendResult> {
     const docs = segments.map(normaliseSegment).filter((s) => s !== null);
     return this.#run(async () => {
       const ops: AnyBulkWriteOperation<SegmentDoc>[] = docs.map(({ callId, segmentId, ...rest }) => ({
@@ -349,7 +377,7 @@ export class MongoCallStore implements CallStore {
     });
   }
 
-  listEvents(callId: string, query: ListBySeqQuery = {}): Promise<CallEvent[]> {
+  async listEvents(callId: string, query: ListBySeqQuery = {}): Promise<CallEvent[]> {
     const limit = listLimit(query.limit, DEFAULT_LIST_LIMIT);
     const filter: Filter<EventDoc> = query.afterSeq === undefined ? { callId } : { callId, seq: { $gt: query.afterSeq } };
     return this.#run(async () => {
@@ -358,7 +386,7 @@ export class MongoCallStore implements CallStore {
     });
   }
 
-  listSegments(callId: string, query: ListBySeqQuery = {}): Promise<TranscriptSegment[]> {
+  async listSegments(callId: string, query: ListBySeqQuery = {}): Promise<TranscriptSegment[]> {
     const limit = query.limit === undefined ? 0 : listLimit(query.limit);
     const filter: Filter<SegmentDoc> = query.afterSeq === undefined ? { callId } : { callId, seq: { $gt: query.afterSeq } };
     return this.#run(async () => {
@@ -377,7 +405,7 @@ export class MongoCallStore implements CallStore {
     });
   }
 
-  markWebhookProcessed(webhookId: string): Promise<boolean> {
+  async markWebhookProcessed(webhookId: string): Promise<boolean> {
     return this.#run(async () => {
       try {
         await this.#webhooks.insertOne({ _id: webhookId, processedAt: this.#now().toISOString() });
@@ -389,7 +417,7 @@ export class MongoCallStore implements CallStore {
     });
   }
 
-  ping(): Promise<void> {
+  async ping(): Promise<void> {
     return this.#run(async () => {
       await this.db.command({ ping: 1 });
     });
