@@ -109,8 +109,8 @@ describe('Resampler', () => {
           const inputSteady = input.subarray(Math.round(edge / ratio), input.length - Math.round(edge / ratio));
           expect(Math.abs(estimateFrequencyHz(steady, outputSampleRate) - frequencyHz) / frequencyHz).toBeLessThan(0.002);
           const levelRatio = rms(steady) / rms(inputSteady);
-          expect(levelRatio).toBeGreaterThan(0.97);
-          expect(levelRatio).toBeLessThan(1.03);
+          expect(levelRatio).toBeGreaterThan(0.99);
+          expect(levelRatio).toBeLessThan(1.01);
           resampler.close();
         },
       ),
