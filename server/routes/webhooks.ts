@@ -1,0 +1,155 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { WebhookEvent } from 'livekit-server-sdk';
+import { VoiceError } from '../../engine/errors.ts';
+import { callerIdentityOf } from '../call-view.ts';
+import type { AppContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { ROLE_ATTRIBUTE } from '../livekit.ts';
+import { errors } from '../schemas.ts';
+import type { CallRecord, ParticipantRole } from '../store/call-store.ts';
+
+export interface WebhooksOptions extends Record<string, unknown> {
+  ctx: AppContext;
+}
+
+/** `ParticipantInfo.Kind.AGENT` in LiveKit's protocol: the engine's bot joins as an agent. */
+const PARTICIPANT_KIND_AGENT = 4;
+/** `EgressStatus` values that mean the egress is over. */
+const EGRESS_COMPLETE = 3;
+const EGRESS_FAILED_STATUSES = new Set([4, 5, 6]);
+
+const WebhookResponse = Type.Object({ status: Type.Union([Type.Literal('applied'), Type.Literal('ignored')]) });
+
+/** Rooms this control plane created are named `call-<callId>`; webhooks for other rooms are ignored. */
+export function callIdFromRoom(roomName: string | undefined): string | undefined {
+  if (roomName === undefined || !roomName.startsWith('call-')) return undefined;
+  const callId = roomName.slice('call-'.length);
+  return /^[A-Za-z0-9_-]{1,64}$/.test(callId) ? callId : undefined;
+}
+
+function roleOf(call: CallRecord, participant: NonNullable<WebhookEvent['participant']>): ParticipantRole {
+  const attribute = participant.attributes?.[ROLE_ATTRIBUTE];
+  if (attribute === 'caller' || attribute === 'agent' || attribute === 'observer') return attribute;
+  if (attribute === 'bot' || participant.kind === PARTICIPANT_KIND_AGENT) return 'bot';
+  if (participant.identity === callerIdentityOf(call)) return 'caller';
+  if (participant.identity.startsWith('agent-')) return 'agent';
+  return 'bot';
+}
+
+function isStateConflict(err: unknown): boolean {
+  return err instanceof VoiceError && err.code === 'VE_CALL_STATE_CONFLICT';
+}
+
+/**
+ * `POST /v1/livekit/webhook`: LiveKit's signed notifications. The signature and body hash are checked with
+ * `WebhookReceiver`; an event older than `WEBHOOK_MAX_AGE_MS` or whose id was already processed is refused
+ * as a replay. The id is recorded before the event is applied, so a replay can never re-apply it (a
+ * participant re-added after leaving); the price is that an event whose application failed is not retried.
+ */
+export async function webhooksRoutes(app: FastifyInstance, { ctx }: WebhooksOptions): Promise<void> {
+  const { store, engine, livekit, config, metrics } = ctx;
+
+  // The signature covers the exact bytes, so the body must reach the verifier unparsed.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/webhook+json', 'application/json'], { parseAs: 'string' }, (_request, body, done) =>
+    done(null, body),
+  );
+
+  // Webhooks carry no API key; limit them per source address instead (LiveKit bursts on busy rooms).
+  const limit = app.rateLimit({
+    max: config.rateLimit.max * 10,
+    keyGenerator: (request) => `webhook:${request.ip}`,
+  });
+
+  app.post<{ Body: string }>(
+    '/v1/livekit/webhook',
+    {
+      schema: {
+        tags: ['webhooks'],
+        summary: 'LiveKit webhook receiver (signed by LiveKit, not by an API key)',
+        security: [],
+        response: { 200: WebhookResponse, ...errors(400, 401, 409, 413, 415, 429, 500, 503) },
+      },
+      config: { public: true },
+      onRequest: limit,
+    },
+    async (request) => {
+      const authorization = request.headers.authorization;
+      let event: WebhookEvent;
+      try {
+        event = await livekit.receiveWebhook(typeof request.body === 'string' ? request.body : '', authorization);
+      } catch (err) {
+        metrics.webhooks.inc({ result: 'forged' });
+        throw err;
+      }
+      const createdAtMs = Number(event.createdAt) * 1000;
+      if (!(createdAtMs > 0) || Date.now() - createdAtMs > config.livekit.webhookMaxAgeMs) {
+        metrics.webhooks.inc({ result: 'stale' });
+        throw new ApiError('VE_WEBHOOK_STALE');
+      }
+      if (event.id === '') throw new ApiError('VE_VALIDATION', 'webhook event has no id');
+      if (!(await store.markWebhookProcessed(event.id))) {
+        metrics.webhooks.inc({ result: 'replay' });
+        throw new ApiError('VE_WEBHOOK_REPLAY');
+      }
+
+      const applied = await apply(event, new Date(createdAtMs).toISOString());
+      metrics.webhooks.inc({ result: applied ? event.event : 'ignored' });
+      return { status: applied ? ('applied' as const) : ('ignored' as const) };
+    },
+  );
+
+  async function apply(event: WebhookEvent, at: string): Promise<boolean> {
+    const callId = callIdFromRoom(event.room?.name ?? event.egressInfo?.roomName);
+    if (callId === undefined) return false;
+    const call = await store.getCall(callId);
+    if (call === null) return false;
+    const participant = event.participant;
+
+    switch (event.event) {
+      case 'participant_joined': {
+        if (participant === undefined) return false;
+        const role = roleOf(call, participant);
+        await store.addParticipant(callId, { identity: participant.identity, role, joinedAt: at });
+        if (role === 'caller' && call.state === 'created') {
+          await store.updateCall(callId, { state: 'active' }, { ifState: ['created'] }).catch((err: unknown) => {
+            if (!isStateConflict(err)) throw err;
+          });
+        }
+        return true;
+      }
+      case 'participant_left':
+      case 'participant_connection_aborted':
+        if (participant === undefined) return false;
+        await store.markParticipantLeft(callId, participant.identity, at);
+        return true;
+      case 'room_finished':
+        if (call.state !== 'ended') {
+          await store
+            .updateCall(callId, { state: 'ended', endedAt: at, endReason: 'room_finished' }, { ifState: ['created', 'active', 'human'] })
+            .catch((err: unknown) => {
+              if (!isStateConflict(err)) throw err;
+            });
+        }
+        // The room is gone, so the bot has nothing left to do; it may already have stopped.
+        await engine.stopBot(callId).catch(() => {});
+        return true;
+      case 'egress_ended': {
+        const info = event.egressInfo;
+        if (info === undefined || call.recording?.egressId !== info.egressId) return false;
+        const failed = EGRESS_FAILED_STATUSES.has(info.status);
+        await store.updateCall(callId, {
+          recording: {
+            status: failed ? 'failed' : info.status === EGRESS_COMPLETE ? 'ended' : call.recording.status,
+            endedAt: at,
+            ...(failed && info.error !== '' ? { error: info.error } : {}),
+          },
+        });
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+}
