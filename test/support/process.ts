@@ -3,7 +3,7 @@
  * folders, free ports, and child processes that cannot outlive the test process.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,24 @@ export const repoRoot: string = fileURLToPath(new URL('../../', import.meta.url)
 export function cacheDir(...parts: string[]): string {
   const dir = join(repoRoot, '.cache', ...parts);
   mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * A folder under `.cache/` for one kind of server's logs, with entries older than a day removed:
+ * logs are kept after a run for post-mortems, but must not pile up forever.
+ */
+export function logDir(name: string): string {
+  const dir = cacheDir(name);
+  const cutoffMs = Date.now() - 24 * 60 * 60 * 1000;
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    try {
+      if (statSync(path).mtimeMs < cutoffMs) rmSync(path, { recursive: true, force: true });
+    } catch {
+      // removed by a parallel run
+    }
+  }
   return dir;
 }
 
@@ -112,13 +130,15 @@ function installExitHook(): void {
  * dies in any way (even SIGKILL, which skips exit hooks), the pipe reaches EOF and the supervisor
  * sends SIGTERM to the server. Without it a crashed vitest fork leaves servers running on the shared
  * machine. `detached` makes the supervisor a process-group leader so a hard kill reaches everything.
+ * A second SIGTERM follows half a second later because Go servers such as LiveKit treat the first as
+ * "drain" (waiting for connected participants to leave) and only the second as "stop now".
  */
 // Bash gives background jobs /dev/null as stdin, hence the copy of our pipe on fd 3.
 const SUPERVISOR = [
   'exec 3<&0',
   '"$@" </dev/null 3<&- &',
   'pid=$!',
-  '( cat <&3 >/dev/null; kill -TERM "$pid" 2>/dev/null ) &',
+  '( cat <&3 >/dev/null; kill -TERM "$pid" 2>/dev/null; sleep 0.5; kill -TERM "$pid" 2>/dev/null ) &',
   'exec 3<&-',
   'watcher=$!',
   'wait "$pid"; rc=$?',
@@ -165,8 +185,10 @@ export function startChild(command: string, args: string[], logPath: string): Ma
   const stop = (graceMs = 5000): Promise<void> => {
     stopping ??= (async () => {
       if (exitedFlag) return;
+      // Whoever awaits stop() must keep the event loop alive until the exit event arrives.
+      child.ref();
       child.stdin?.end();
-      const timer = sleep(graceMs, 'timeout' as const, { ref: false });
+      const timer = sleep(graceMs, 'timeout' as const);
       const outcome = await Promise.race([exited, timer]);
       if (outcome === 'timeout') {
         try {
