@@ -1,45 +1,14 @@
 /**
- * Test helper: real synthesised speech at 16 kHz from Debian's espeak-ng, resampled with sox. Tests that
- * need speech fail (never skip) with an install hint when either tool is missing.
+ * Test helper for the inference tests: the project's espeak-ng speech fixtures (test/support/speech.ts,
+ * which fails with an install hint when espeak-ng or sox is missing) as float32 at 16 kHz, plus quiet
+ * noise to pad it with, so "silence" is never exact digital zero.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { synthesizeSpeech } from '../../test/support/speech.ts';
 
-const cache = new Map<string, Float32Array>();
-
-function requireTool(name: string): void {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
-  } catch {
-    throw new Error(`${name} is not installed; speech tests need it: apt-get install -y espeak-ng sox`);
-  }
-}
-
-/** Speaks `text` with espeak-ng and returns mono float32 samples at 16 kHz. */
+/** Speaks `text` with espeak-ng and returns mono float32 samples in [-1, 1) at 16 kHz. */
 export function synthesizeSpeech16k(text: string, voice = 'en-us'): Float32Array {
-  const key = `${voice}\u0000${text}`;
-  const cached = cache.get(key);
-  if (cached !== undefined) return cached;
-  requireTool('espeak-ng');
-  requireTool('sox');
-  const dir = mkdtempSync(join(tmpdir(), 'speech-'));
-  try {
-    const wav = join(dir, 'speech.wav');
-    const raw = join(dir, 'speech.f32');
-    execFileSync('espeak-ng', ['-v', voice, '-w', wav, text], { stdio: 'ignore' });
-    // espeak-ng writes 22050 Hz; sox's default high-quality resampler brings it to 16 kHz float32.
-    execFileSync('sox', [wav, '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', '16000', raw], {
-      stdio: 'ignore',
-    });
-    const bytes = readFileSync(raw);
-    const samples = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-    cache.set(key, samples);
-    return samples;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const pcm = synthesizeSpeech(text, { sampleRate: 16_000, voice });
+  return Float32Array.from(pcm, (s) => s / 32768);
 }
 
 /** Low deterministic noise (about -60 dBFS), so "silence" is not exact digital zero. */
