@@ -3,7 +3,7 @@
  * Smart Turn pool, and per-call turn detectors on the main thread. The main thread only moves frames
  * into rings and events out; every model runs in a worker.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MediaPool } from './pool/media-pool.ts';
 import { SmartTurnPool } from './pool/smart-turn-pool.ts';
 import { CallAudio } from './call-audio.ts';
@@ -11,7 +11,7 @@ import { LatencyRecorder } from './metrics/latency-recorder.ts';
 import { ClosedError, VoiceError } from './errors.ts';
 import type { FromWorker } from './pool/protocol.ts';
 import type { BackendName } from './inference/backend.ts';
-import type { VadHysteresisSettings } from './stages/vad-hysteresis.ts';
+import type { VadHysteresisOptions } from './stages/vad-hysteresis.ts';
 import type { TurnDetectorSettings } from './turn/turn-detector.ts';
 
 export interface MediaEngineOptions {
@@ -24,7 +24,7 @@ export interface MediaEngineOptions {
   smartTurnBackend: BackendName;
   /** Intra-op threads per inference session. */
   inferenceThreads: number;
-  vad: VadHysteresisSettings;
+  vad: VadHysteresisOptions;
   turn: Partial<TurnDetectorSettings>;
   smartTurn: { maxBatch: number; timeoutMs: number };
   warmUp: { vadRuns: number; smartTurnRuns: number };
@@ -69,7 +69,7 @@ export class MediaEngine {
   #calls = new Map<string, CallAudio>();
   #frameLatency = new LatencyRecorder();
   #decisionLatency = new LatencyRecorder();
-  #eventLoop: IntervalHistogram;
+  #eventLoop: ReturnType<typeof monitorEventLoopDelay>;
   #workerRestarts = 0;
   #droppedOfClosedCalls = 0;
   #vadBatches = 0;

@@ -5,7 +5,7 @@
 import { PcmRing } from '../ring/pcm-ring.ts';
 import { Resampler } from '../stages/resampler.ts';
 import { AudioHistory } from '../stages/audio-history.ts';
-import { VadHysteresis, type VadHysteresisSettings } from '../stages/vad-hysteresis.ts';
+import { VadHysteresis, type VadHysteresisOptions } from '../stages/vad-hysteresis.ts';
 import { VAD_WINDOW_SAMPLES, VAD_SAMPLE_RATE } from '../stages/silero-vad.ts';
 import type { CallSnapshot } from './protocol.ts';
 
@@ -25,17 +25,29 @@ export class CallMedia {
   /** 16 kHz offset of the end of the last window handed to the VAD. */
   windowEndSamples: number;
 
-  constructor(opts: { callId: string; inputRing: SharedArrayBuffer; inputSampleRate: number; historyMs: number; vad: VadHysteresisSettings; snapshot?: CallSnapshot }) {
+  constructor(opts: {
+    callId: string;
+    inputRing: SharedArrayBuffer;
+    inputSampleRate: number;
+    historyMs: number;
+    vad: VadHysteresisOptions;
+    snapshot?: CallSnapshot;
+    startOffsetSamples?: number;
+  }) {
     this.callId = opts.callId;
     this.ring = PcmRing.attach(opts.inputRing);
     this.#resampler =
       opts.inputSampleRate === VAD_SAMPLE_RATE ? null : Resampler.create({ inputSampleRate: opts.inputSampleRate, outputSampleRate: VAD_SAMPLE_RATE });
     const historySamples = Math.round((opts.historyMs * VAD_SAMPLE_RATE) / 1000);
     const snapshot = opts.snapshot;
-    this.history = snapshot ? AudioHistory.restore(historySamples, snapshot.history) : new AudioHistory(historySamples);
+    const startOffset = opts.startOffsetSamples ?? 0;
+    this.history = snapshot
+      ? AudioHistory.restore(historySamples, snapshot.history)
+      : AudioHistory.restore(historySamples, { latest: new Float32Array(0), totalSamples: startOffset });
     this.hysteresis = new VadHysteresis(opts.vad);
+    if (!snapshot) this.hysteresis.reset(startOffset);
     if (snapshot) {
-      this.hysteresis.restore(snapshot.hysteresis);
+      this.hysteresis.importState(snapshot.hysteresis);
       this.#pending.set(snapshot.pending);
       this.#pendingLength = snapshot.pending.length;
     }
@@ -79,7 +91,7 @@ export class CallMedia {
       vad,
       history: this.history.snapshot(),
       pending: this.#pending.slice(0, this.#pendingLength),
-      hysteresis: this.hysteresis.snapshot(),
+      hysteresis: this.hysteresis.exportState(),
     };
   }
 

@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { Doorbell } from '../ring/doorbell.ts';
+import { PcmRing } from '../ring/pcm-ring.ts';
+import { VAD_SAMPLE_RATE } from '../stages/silero-vad.ts';
 import { ClosedError, VoiceError } from '../errors.ts';
 import type { CallSnapshot, FromWorker, MediaWorkerSettings, ToWorker } from './protocol.ts';
 
@@ -146,7 +148,10 @@ export class MediaPool {
       if (!entry) continue;
       entry.slot = to;
       to.calls.add(callId);
-      to.send({ type: 'attach', callId, inputRing: entry.call.inputRing, inputSampleRate: entry.call.inputSampleRate });
+      // Audio the dead worker read but never decided is lost; the stream offsets stay true to the audio.
+      const ring = PcmRing.attach(entry.call.inputRing);
+      const startOffsetSamples = Math.floor((ring.totalReadSamples() * VAD_SAMPLE_RATE) / entry.call.inputSampleRate);
+      to.send({ type: 'attach', callId, inputRing: entry.call.inputRing, inputSampleRate: entry.call.inputSampleRate, startOffsetSamples });
       to.doorbell.ring();
       moved.push(callId);
     }

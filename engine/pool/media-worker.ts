@@ -121,6 +121,7 @@ class MediaWorker {
         historyMs: this.settings.historyMs,
         vad: this.settings.vad,
         snapshot: message.snapshot,
+        startOffsetSamples: message.startOffsetSamples,
       });
       this.#vad.addStream(message.callId);
       if (message.snapshot) this.#vad.importStreamState(message.callId, message.snapshot.vad);
@@ -174,7 +175,7 @@ class MediaWorker {
       call.windowEndSamples += VAD_WINDOW_SAMPLES;
       const endSamples = call.windowEndSamples;
       windows.push({ callId, endSamples, probability, inputSamples: inputSamples.get(callId) ?? 0 });
-      const event = call.hysteresis.push(probability, endSamples);
+      const event = call.hysteresis.push(probability);
       if (!event) continue;
       if (event.type === 'speech_end') {
         const started = performance.now();

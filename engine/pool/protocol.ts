@@ -3,7 +3,7 @@
  * worker's long-running `serve` task. Audio never travels here: it moves through the calls' PcmRings.
  */
 import type { BackendName } from '../inference/backend.ts';
-import type { VadHysteresisSettings } from '../stages/vad-hysteresis.ts';
+import type { VadHysteresisOptions, VadHysteresisState } from '../stages/vad-hysteresis.ts';
 
 export interface MediaWorkerSettings {
   workerId: number;
@@ -11,7 +11,7 @@ export interface MediaWorkerSettings {
   vadBackend: BackendName;
   /** Intra-op threads per inference session; one is right when there are as many workers as cores. */
   threads: number;
-  vad: VadHysteresisSettings;
+  vad: VadHysteresisOptions;
   /** VAD runs made on silence before the worker takes calls (onnxruntime-web is slow at first). */
   warmUpRuns: number;
   /** How much 16 kHz audio each call keeps for Smart Turn. */
@@ -25,11 +25,20 @@ export interface CallSnapshot {
   vad: { context: Float32Array; state: Float32Array };
   history: { latest: Float32Array; totalSamples: number };
   pending: Float32Array;
-  hysteresis: unknown;
+  hysteresis: VadHysteresisState;
 }
 
 export type ToWorker =
-  | { type: 'attach'; callId: string; inputRing: SharedArrayBuffer; inputSampleRate: number; snapshot?: CallSnapshot }
+  | {
+      type: 'attach';
+      callId: string;
+      inputRing: SharedArrayBuffer;
+      inputSampleRate: number;
+      /** A moving call's state; absent for a new call or one whose worker died. */
+      snapshot?: CallSnapshot;
+      /** 16 kHz stream offset of the next sample the ring will give (non-zero after a worker died). */
+      startOffsetSamples?: number;
+    }
   | { type: 'detach'; callId: string; requestId: number }
   | { type: 'crash' }
   | { type: 'stop' };
