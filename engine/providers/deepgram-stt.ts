@@ -245,13 +245,13 @@ class DeepgramSttStream implements SttStream {
     this.safely(() => this.opts.onResult(result));
   }
 
-  private onClose(generation: number, _event: { code?: number }): void {
+  private onClose(generation: number, event: { code?: number }): void {
     if (generation !== this.generation) return;
     if (this.state === 'closing') {
       this.resolveServerClose?.();
       return;
     }
-    this.onConnectionLost(generation, new Error(`socket closed with code ${_event?.code ?? 'unknown'}`));
+    this.onConnectionLost(generation, new Error(`socket closed with code ${event?.code ?? 'unknown'}`));
   }
 
   /** An attempt failed or an open socket dropped: back off and try again, or give up. */

@@ -130,7 +130,7 @@ describe('OpenAiLlm against the local OpenAI server', () => {
   });
 
   it('does not count time the consumer spends holding a chunk', async () => {
-    server = await OpenAiFakeServer.start({ responder: () => ({ text: 'One. Two.' }) });
+    server = await OpenAiFakeServer.start({ responder: () => ({ text: 'Yes.' }) });
     const chunks: LlmChunk[] = [];
     for await (const c of llm().complete({ messages: user('hi'), signal: new AbortController().signal, timeoutMs: 100 })) {
       chunks.push(c);
