@@ -8,6 +8,9 @@ import type { SttStream, TranscriptResult } from './stt.ts';
 const SAMPLE_RATE = 16000;
 const CHUNK = SAMPLE_RATE / 50; // 20 ms
 
+/** The machine is shared: give eventual conditions room without asserting on speed. */
+const WAIT = { timeout: 10_000 };
+
 let server: DeepgramFakeServer | undefined;
 let stream: SttStream | undefined;
 afterEach(async () => {
@@ -59,7 +62,7 @@ describe('DeepgramStt against the local Deepgram server', () => {
     const c = open();
     const { pcm, secondStartMs } = await twoUtterances();
     await feed(pcm);
-    await vi.waitFor(() => expect(finals(c)).toHaveLength(2));
+    await vi.waitFor(() => expect(finals(c)).toHaveLength(2), WAIT);
     await stream!.close();
 
     expect(finals(c).map((r) => r.text)).toEqual(['hello there', 'I need a truck']);
@@ -90,7 +93,7 @@ describe('DeepgramStt against the local Deepgram server', () => {
     server.failNext({ kind: 'drop', afterAudioMs: secondStartMs + 300 });
     const c = open({ reconnect: { initialDelayMs: 20 } });
     await feed(pcm);
-    await vi.waitFor(() => expect(finals(c)).toHaveLength(2));
+    await vi.waitFor(() => expect(finals(c)).toHaveLength(2), WAIT);
     await stream!.close();
 
     expect(c.reconnects).toBe(1);
@@ -113,7 +116,7 @@ describe('DeepgramStt against the local Deepgram server', () => {
     await feed(await synthesizeSpeech('one moment please', SAMPLE_RATE));
     expect(finals(c)).toHaveLength(0);
     stream!.finalize();
-    await vi.waitFor(() => expect(finals(c)).toHaveLength(1));
+    await vi.waitFor(() => expect(finals(c)).toHaveLength(1), WAIT);
     expect(finals(c)[0]).toMatchObject({ text: 'utterance 1', speechFinal: true });
     expect(server.connections[0].query.endpointing).toBe('false');
     expect(server.connections[0].controlMessages).toContainEqual({ type: 'Finalize' });
@@ -121,11 +124,13 @@ describe('DeepgramStt against the local Deepgram server', () => {
 
   it('sends KeepAlive while no audio flows', async () => {
     server = await DeepgramFakeServer.start({ idleTimeoutMs: 1000 });
-    open({ keepAliveIntervalMs: 100 });
+    open({ keepAliveIntervalMs: 100, language: 'en-GB' });
     await vi.waitFor(() =>
       expect(server!.connections[0]?.controlMessages.filter((m) => m.type === 'KeepAlive').length).toBeGreaterThanOrEqual(2),
+      WAIT,
     );
     expect(server.connections[0].state).toBe('open');
+    expect(server.connections[0].query.language).toBe('en-GB');
   });
 
   it('reports VE_STT_DISCONNECTED once the reconnection budget is spent', async () => {
@@ -133,7 +138,7 @@ describe('DeepgramStt against the local Deepgram server', () => {
     server.failNext({ kind: 'reject', status: 503 }, 10);
     const c = open({ reconnect: { maxAttempts: 2, initialDelayMs: 10 } });
     stream!.pushAudio(silence(20, SAMPLE_RATE));
-    await vi.waitFor(() => expect(c.errors).toHaveLength(1));
+    await vi.waitFor(() => expect(c.errors).toHaveLength(1), WAIT);
     expect(c.errors[0].code).toBe('VE_STT_DISCONNECTED');
     expect(c.errors[0].retryable).toBe(true);
     expect(server.upgradeAttempts).toBe(3);
@@ -154,6 +159,6 @@ describe('DeepgramStt against the local Deepgram server', () => {
     });
     const { pcm } = await twoUtterances();
     await feed(pcm);
-    await vi.waitFor(() => expect(calls).toBe(2));
+    await vi.waitFor(() => expect(calls).toBe(2), WAIT);
   });
 });
