@@ -145,6 +145,15 @@ describe('DeepgramStt against the local Deepgram server', () => {
     await stream!.close(); // idempotent after failure
   });
 
+  it('gives up on a server that accepts and drops every connection at once', async () => {
+    server = await DeepgramFakeServer.start();
+    server.failNext({ kind: 'drop', afterMs: 0 }, 10);
+    const c = open({ reconnect: { maxAttempts: 2, initialDelayMs: 10 } });
+    await vi.waitFor(() => expect(c.errors).toHaveLength(1), WAIT);
+    expect(c.errors[0].code).toBe('VE_STT_DISCONNECTED');
+    expect(server.connections).toHaveLength(3);
+  });
+
   it('keeps working when a result listener throws', async () => {
     server = await DeepgramFakeServer.start();
     let calls = 0;

@@ -48,6 +48,9 @@ export interface DeepgramSttOptions {
   closeTimeoutMs?: number;
 }
 
+/** An open connection that lasted this long counts as working even if it carried no results. */
+const STABLE_CONNECTION_MS = 2000;
+
 type ListenSocket = Awaited<ReturnType<DeepgramClient['listen']['v1']['connect']>>;
 
 /** The subset of Deepgram's `Results` message this class reads. */
@@ -103,6 +106,9 @@ class DeepgramSttStream implements SttStream {
   /** Call position where the current connection's audio starts (its timestamp zero). */
   private connectionBaseSamples = 0;
   private finalizePending = false;
+  private openedAtMs = 0;
+  /** Whether the current connection delivered a result: proof that it really works. */
+  private heardFromServer = false;
   private lastSendMs = 0;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
@@ -207,7 +213,8 @@ class DeepgramSttStream implements SttStream {
   private onOpen(generation: number): void {
     if (generation !== this.generation || this.state !== 'connecting') return;
     this.state = 'open';
-    this.failedAttempts = 0;
+    this.openedAtMs = Date.now();
+    this.heardFromServer = false;
     // Timestamps of this connection count from the first unsettled sample, which is replayed first.
     this.connectionBaseSamples = this.settledSamples;
     for (const chunk of this.chunks) this.sendAudio(chunk.pcm);
@@ -223,6 +230,7 @@ class DeepgramSttStream implements SttStream {
     if (generation !== this.generation) return;
     const m = msg as { type?: string };
     if (m.type !== 'Results') return;
+    this.heardFromServer = true;
     const r = msg as ResultsMessage;
     const alt = r.channel?.alternatives?.[0];
     const baseMs = (this.connectionBaseSamples / this.sampleRate) * 1000;
@@ -271,6 +279,11 @@ class DeepgramSttStream implements SttStream {
       // Already closed.
     }
     const policy = this.config.reconnect ?? {};
+    // Only a connection that proved itself resets the budget, so a server that accepts and drops at
+    // once still exhausts it instead of looping forever.
+    if (this.state === 'open' && (this.heardFromServer || Date.now() - this.openedAtMs >= STABLE_CONNECTION_MS)) {
+      this.failedAttempts = 0;
+    }
     this.failedAttempts++;
     if (this.failedAttempts > (policy.maxAttempts ?? 5)) {
       this.state = 'closed';
