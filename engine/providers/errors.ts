@@ -13,14 +13,6 @@ export class SttDisconnectedError extends VoiceError {
   }
 }
 
-/** The speech-to-text service refused the stream (bad key, bad parameters): retrying will not help. */
-export class SttRejectedError extends VoiceError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('VE_STT_REJECTED', message, { status: 502, retryable: false, cause: options.cause });
-    this.name = 'SttRejectedError';
-  }
-}
-
 /** The language model produced no first token (or went silent) within the allowed time. */
 export class LlmTimeoutError extends VoiceError {
   constructor(timeoutMs: number, options: { cause?: unknown } = {}) {
