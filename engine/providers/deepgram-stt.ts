@@ -11,6 +11,11 @@ import type { SpeechToText, SttStream, SttStreamOptions, TranscriptResult } from
  * unexpected drop a new connection is opened with backoff, the unsettled audio is sent again first,
  * and the new connection's timestamps are shifted by where that audio starts in the call, so results
  * stay call-relative and no final segment is lost.
+ *
+ * `close()` sends `CloseStream` and waits (bounded by `closeTimeoutMs`) for the last results; audio
+ * pushed while the stream was between connections at that moment is dropped. The SDK does not expose
+ * the HTTP status of a refused upgrade, so a bad key also spends the reconnection budget before
+ * `onError` reports VE_STT_DISCONNECTED.
  */
 
 export interface DeepgramSttOptions {

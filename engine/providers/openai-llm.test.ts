@@ -176,6 +176,13 @@ describe('OpenAiLlm against the local OpenAI server', () => {
     expect(server.requests).toHaveLength(2);
   });
 
+  it('reports a connection cut mid-reply as a retryable VE_LLM_FAILED, not as a finished reply', async () => {
+    server = await OpenAiFakeServer.start();
+    server.failNext({ kind: 'drop', afterChunks: 3 });
+    const err = await failure(llm().complete({ messages: user('hello'), signal: new AbortController().signal }));
+    expect(err).toMatchObject({ code: 'VE_LLM_FAILED', retryable: true });
+  });
+
   it('feeds the sentence splitter, which yields the first sentence before the reply ends', async () => {
     server = await OpenAiFakeServer.start({ chunkDelayMs: 10, responder: () => ({ text: 'Sure, I can do that. Your truck arrives at noon. Anything else?' }) });
     const ac = new AbortController();
