@@ -76,6 +76,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(metricsPlugin, { ctx });
   await app.register(authPlugin, { config });
   await app.register(websocket, { options: { maxPayload: WS_MAX_PAYLOAD_BYTES } });
+  // A refused WebSocket upgrade (401, 404, 429...) is answered on the raw socket, which Node's HTTP server
+  // no longer manages: close it, or it lingers and holds app.close() open.
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode >= 400 && request.headers.upgrade !== undefined) request.raw.socket?.destroy();
+  });
 
   await app.register(healthRoutes, { ctx });
   await app.register(callsRoutes, { ctx });

@@ -1,0 +1,154 @@
+/**
+ * Live call events over SSE and WebSocket: replay from the store, resume with Last-Event-ID / afterSeq,
+ * then live, each event once and in order.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeEngine } from '../server/testing/fake-engine.ts';
+import { TEST_API_KEY, startHarness, type Harness } from '../server/testing/harness.ts';
+import { startLiveKitServer, type LiveKitServerHandle } from './support/livekit-server.ts';
+
+let livekit: LiveKitServerHandle;
+let h: Harness;
+const engine = new FakeEngine();
+
+beforeAll(async () => {
+  livekit = await startLiveKitServer();
+  h = await startHarness({ livekit, engine });
+});
+
+afterAll(async () => {
+  await h?.close();
+  await livekit?.stop();
+});
+
+interface SseMessage {
+  id: string;
+  event: string;
+  data: { seq: number; type: string; data: Record<string, unknown> };
+}
+
+/** Reads SSE messages from a fetch response: `take(n)` waits for the next n messages. */
+function sseReader(res: Response): { take(count: number): Promise<SseMessage[]>; close(): Promise<void> } {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const queue: SseMessage[] = [];
+  let buffer = '';
+  return {
+    async take(count) {
+      while (queue.length < count) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended after ${queue.length} of ${count} messages`);
+        buffer += value;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const fields: Record<string, string> = {};
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) continue;
+            const colon = line.indexOf(': ');
+            fields[line.slice(0, colon)] = line.slice(colon + 2);
+          }
+          if (fields.data !== undefined) queue.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) });
+        }
+      }
+      return queue.splice(0, count);
+    },
+    close: () => reader.cancel(),
+  };
+}
+
+async function readSse(res: Response, count: number): Promise<SseMessage[]> {
+  const sse = sseReader(res);
+  const messages = await sse.take(count);
+  await sse.close();
+  return messages;
+}
+
+async function newCall(): Promise<string> {
+  const res = await h.api('/v1/calls', { method: 'POST', json: {} });
+  return ((await res.json()) as { callId: string }).callId;
+}
+
+describe('GET /v1/calls/:id/events (SSE)', () => {
+  it('replays stored events, then streams live ones, each once and in order', async () => {
+    const callId = await newCall(); // seq 1 = bot_status from startBot
+    engine.emit(callId, 'turn', { n: 2 });
+    engine.emit(callId, 'turn', { n: 3 });
+    await h.outbox.flush();
+
+    const res = await h.api(`/v1/calls/${callId}/events`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const sse = sseReader(res);
+    const replayed = await sse.take(3);
+    // The stream is now live: these arrive through the hub, not the store.
+    engine.emit(callId, 'turn', { n: 4 });
+    engine.emit(callId, 'turn', { n: 5 });
+    const messages = [...replayed, ...(await sse.take(2))];
+    await sse.close();
+    expect(messages.map((m) => Number(m.id))).toEqual([1, 2, 3, 4, 5]);
+    expect(messages.map((m) => m.event)).toEqual(['bot_status', 'turn', 'turn', 'turn', 'turn']);
+    expect(messages[4].data.data).toEqual({ n: 5 });
+  });
+
+  it('resumes after Last-Event-ID, including events the outbox has not written yet', async () => {
+    const callId = await newCall();
+    for (let n = 2; n <= 6; n++) engine.emit(callId, 'turn', { n });
+    const res = await h.api(`/v1/calls/${callId}/events`, { headers: { 'last-event-id': '3' } });
+    expect(res.status).toBe(200);
+    const messages = await readSse(res, 3);
+    expect(messages.map((m) => Number(m.id))).toEqual([4, 5, 6]);
+  });
+
+  it('refuses an unknown call, a bad id and a bad Last-Event-ID with catalogued codes', async () => {
+    const unknown = await h.api('/v1/calls/does-not-exist/events');
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as any).error.code).toBe('VE_CALL_NOT_FOUND');
+    const badId = await h.api('/v1/calls/..%2F..%2Fetc/events');
+    expect(badId.status).toBe(400);
+    const badHeader = await h.api(`/v1/calls/${await newCall()}/events`, { headers: { 'last-event-id': 'abc' } });
+    expect(badHeader.status).toBe(400);
+    expect(((await badHeader.json()) as any).error.code).toBe('VE_VALIDATION');
+  });
+});
+
+describe('GET /v1/calls/:id/events/ws (WebSocket)', () => {
+  function connect(path: string, key = TEST_API_KEY): WebSocket {
+    // Node's WebSocket (undici) accepts headers as a non-standard option; browsers cannot send them.
+    const Ctor = WebSocket as unknown as new (url: string, init: { headers: Record<string, string> }) => WebSocket;
+    return new Ctor(`${h.baseUrl.replace('http', 'ws')}${path}`, { headers: { authorization: `Bearer ${key}` } });
+  }
+
+  it('streams events as JSON messages and resumes with afterSeq', async () => {
+    const callId = await newCall();
+    engine.emit(callId, 'turn', { n: 2 });
+    const ws = connect(`/v1/calls/${callId}/events/ws?afterSeq=1`);
+    const got: number[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      ws.onmessage = (msg) => {
+        got.push((JSON.parse(String(msg.data)) as { seq: number }).seq);
+        if (got.length === 3) resolve();
+      };
+      ws.onerror = () => reject(new Error('websocket error'));
+    });
+    await new Promise<void>((resolve) => (ws.onopen = () => resolve()));
+    engine.emit(callId, 'turn', { n: 3 });
+    engine.emit(callId, 'turn', { n: 4 });
+    await done;
+    ws.close();
+    expect(got).toEqual([2, 3, 4]);
+  });
+
+  it('refuses the upgrade without a valid key, and a plain GET with 426', async () => {
+    const callId = await newCall();
+    const ws = connect(`/v1/calls/${callId}/events/ws`, 'wrong-key-0000000000000');
+    const outcome = await new Promise<string>((resolve) => {
+      ws.onopen = () => resolve('open');
+      ws.onerror = () => resolve('error');
+    });
+    expect(outcome).toBe('error');
+    const plain = await h.api(`/v1/calls/${callId}/events/ws`);
+    expect(plain.status).toBe(426);
+    expect(((await plain.json()) as any).error.code).toBe('VE_UPGRADE_REQUIRED');
+  });
+});
