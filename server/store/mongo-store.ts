@@ -193,17 +193,16 @@ export class MongoCallStore implements CallStore {
   }
 
   async #createIndexes(): Promise<void> {
-    await Promise.all([
-      this.#calls.createIndexes([
-        { key: { createdAt: -1, _id: -1 }, name: 'createdAt_callId' },
-        { key: { state: 1, createdAt: -1, _id: -1 }, name: 'state_createdAt_callId' },
-      ]),
-      this.#events.createIndex({ callId: 1, seq: 1 }, { name: 'callId_seq' }),
-      this.#segments.createIndexes([
-        { key: { callId: 1, segmentId: 1 }, name: 'callId_segmentId', unique: true },
-        { key: { callId: 1, seq: 1 }, name: 'callId_seq' },
-      ]),
-    ]);
+    // Explicitly: with driver v7 an operation's implicit connect that fails leaves the client with a
+    // closed topology ("Topology is closed") for good, while a failed connect() can simply be retried.
+    await this.client.connect();
+    // One index per command: FerretDB v1 drops the connection (a server-side panic) when a
+    // multi-index createIndexes names indexes that already exist, i.e. on every restart.
+    await this.#calls.createIndex({ createdAt: -1, _id: -1 }, { name: 'createdAt_callId' });
+    await this.#calls.createIndex({ state: 1, createdAt: -1, _id: -1 }, { name: 'state_createdAt_callId' });
+    await this.#events.createIndex({ callId: 1, seq: 1 }, { name: 'callId_seq' });
+    await this.#segments.createIndex({ callId: 1, segmentId: 1 }, { name: 'callId_segmentId', unique: true });
+    await this.#segments.createIndex({ callId: 1, seq: 1 }, { name: 'callId_seq' });
   }
 
   #translate(err: unknown): unknown {
