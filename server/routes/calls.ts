@@ -14,6 +14,7 @@ import {
   loadCall,
 } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
+import { stopRecordingWithBot } from './recording.ts';
 import { ApiError } from '../errors.ts';
 import { COMMON_ERRORS, CallDetail, CallIdParams, CallState, CallSummary, errors } from '../schemas.ts';
 import { MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT, type CallRecord } from '../store/call-store.ts';
@@ -36,6 +37,7 @@ const CreateCallBody = Type.Object(
     metadata: Type.Optional(
       Type.Record(Type.String({ pattern: '^(?!_ve)[A-Za-z0-9_.-]{1,64}$' }), Type.Unknown(), {
         maxProperties: 32,
+        additionalProperties: false,
         description: 'Free data from the dispatch system, returned with the call (keys may not start with `_ve`)',
       }),
     ),
@@ -259,6 +261,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
           call = await loadCall(store, call.callId);
         }
       }
+      await stopRecordingWithBot(ctx, call, request.log);
       const botStopped = await bestEffort(request.log, 'stopBot', () => engine.stopBot(call.callId));
       // The room is what keeps the caller connected, so a failed delete is reported (502) for a retry.
       await livekit.deleteRoom(call.roomName);

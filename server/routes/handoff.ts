@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { VoiceError } from '../../engine/errors.ts';
 import { assertNotEnded, loadCall } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
+import { stopRecordingWithBot } from './recording.ts';
 import { ApiError } from '../errors.ts';
 import { BotModeView, COMMON_ERRORS, CallIdParams, errors } from '../schemas.ts';
 import { IDENTITY_PATTERN } from './calls.ts';
@@ -63,7 +64,10 @@ export async function handoffRoutes(app: FastifyInstance, { ctx }: HandoffOption
       });
       try {
         if (botMode === 'remove') {
-          if (call.botMode !== 'removed') await ctx.engine.stopBot(call.callId);
+          if (call.botMode !== 'removed') {
+            await stopRecordingWithBot(ctx, call, request.log);
+            await ctx.engine.stopBot(call.callId);
+          }
         } else {
           await ctx.engine.setBotMode(call.callId, 'transcriber');
         }

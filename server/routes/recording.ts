@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { assertNotEnded, loadCall } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -21,6 +21,25 @@ const RecordingResponse = Type.Object({
 
 function isRunning(call: CallRecord): boolean {
   return call.recording?.status === 'active' || call.recording?.status === 'starting';
+}
+
+/**
+ * The engine-side recording lives with the bot: before the bot stops (call ended, handed off with the bot
+ * removed), stop it and mark it ended, so that no `active` recording outlives its bot. Best effort.
+ */
+export async function stopRecordingWithBot(ctx: AppContext, call: CallRecord, log: FastifyBaseLogger): Promise<void> {
+  if (!isRunning(call) || call.recording?.egressId !== undefined) return;
+  let location = call.recording?.location;
+  try {
+    location = (await ctx.engine.stopRecording(call.callId)).filePath;
+  } catch (err) {
+    log.warn({ err, callId: call.callId }, 'stopRecording before stopping the bot failed');
+  }
+  try {
+    await ctx.store.updateCall(call.callId, { recording: { status: 'ended', location, endedAt: new Date().toISOString() } });
+  } catch (err) {
+    log.warn({ err, callId: call.callId }, 'could not mark the recording ended');
+  }
 }
 
 /**
@@ -80,7 +99,9 @@ export async function recordingRoutes(app: FastifyInstance, { ctx }: RecordingOp
     async (request) =>
       exclusive(request.params.id, async () => {
         const call = await loadCall(store, request.params.id);
-        if (!isRunning(call) || call.recording?.egressId !== undefined) throw new ApiError('VE_RECORDING_NOT_ACTIVE');
+        if (!isRunning(call) || call.recording?.egressId !== undefined || call.state === 'ended' || call.botMode === 'removed') {
+          throw new ApiError('VE_RECORDING_NOT_ACTIVE');
+        }
         let result;
         try {
           result = await engine.stopRecording(call.callId);
