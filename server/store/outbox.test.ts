@@ -141,6 +141,19 @@ describe('Outbox', () => {
     expect((await target.store.listEvents('call-e')).map((e) => e.seq)).toEqual([1, 3]);
     expect(outbox.stats()).toMatchObject({ backlog: 0, deadLetters: 1, delivered: 2 });
     expect(outbox.stats().lastError?.code).toBe('VE_STORE_INVALID_INPUT');
+    expect(outbox.stats().consecutiveFailures).toBe(0);
+  });
+
+  it('keeps delivering in the background after a dead letter ended a batch', async () => {
+    const { target, open } = setup();
+    target.poison.add('call-g-e1');
+    const outbox = open();
+    outbox.appendEvents([makeEvent('call-g', 1)]);
+    await outbox.flush();
+    // No flush() here: the append alone must get the entry delivered.
+    outbox.appendEvents([makeEvent('call-g', 2)]);
+    await expect.poll(() => outbox.stats().delivered, { timeout: 5000 }).toBe(1);
+    expect((await target.store.listEvents('call-g')).map((e) => e.seq)).toEqual([2]);
   });
 
   it('rejects invalid input at append time and refuses work after close', async () => {

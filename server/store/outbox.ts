@@ -147,8 +147,10 @@ export class Outbox {
   #timer: NodeJS.Timeout | null = null;
   #timerDueAt = 0;
   #pumping: Promise<void> | null = null;
-  /** A flush asked for an immediate run while one was in progress. */
+  /** Work arrived while a run was in progress; run again when it ends. */
   #pumpAgain = false;
+  /** A retry is scheduled after a failure; appends then wait for it instead of retrying at once. */
+  #backingOff = false;
   #waiters: FlushWaiter[] = [];
 
   private constructor(path: string, db: DatabaseSync, options: OutboxOptions) {
@@ -231,7 +233,7 @@ export class Outbox {
     }
     this.#backlog += rows.length;
     // While backing off, appends must not turn into a retry storm; the backoff timer will come.
-    if (this.#consecutiveFailures === 0) this.#kick(this.#flushDelayMs);
+    if (!this.#backingOff) this.#kick(this.#flushDelayMs);
   }
 
   stats(): OutboxStats {
@@ -294,7 +296,8 @@ export class Outbox {
   #kick(delayMs: number): void {
     if (this.#closed) return;
     if (this.#pumping) {
-      if (delayMs === 0) this.#pumpAgain = true;
+      // The run may already have seen an empty journal; make sure it looks once more.
+      this.#pumpAgain = true;
       return;
     }
     const dueAt = Date.now() + delayMs;
@@ -311,12 +314,16 @@ export class Outbox {
 
   #startPump(): void {
     if (this.#closed || this.#pumping) return;
+    this.#backingOff = false;
+    this.#pumpAgain = false;
     this.#pumping = this.#pump().then((retryAfterMs) => {
       this.#pumping = null;
-      const again = this.#pumpAgain;
-      this.#pumpAgain = false;
-      if (retryAfterMs !== null) this.#kick(retryAfterMs);
-      else if (again) this.#kick(0);
+      if (retryAfterMs !== null) {
+        this.#backingOff = true;
+        this.#kick(retryAfterMs);
+      } else if (this.#pumpAgain) {
+        this.#kick(0);
+      }
     });
   }
 
@@ -369,7 +376,7 @@ export class Outbox {
         this.#acknowledge([row]);
       } catch (err) {
         if (!isPoison(err) || this.#closed) throw err;
-        this.#recordFailure(err);
+        this.#recordFailure(err, { poison: true });
         const info = errorInfo(err);
         this.#transaction(() => {
           this.#stmts.dead.run(info.code, info.message, info.at, row.id);
@@ -403,9 +410,10 @@ export class Outbox {
     }
   }
 
-  #recordFailure(err: unknown): void {
+  #recordFailure(err: unknown, options: { poison?: boolean } = {}): void {
     this.#failures++;
-    this.#consecutiveFailures++;
+    // Bad data says nothing about the store being down.
+    if (!options.poison) this.#consecutiveFailures++;
     this.#lastError = errorInfo(err);
     try {
       this.#onError?.(err);
