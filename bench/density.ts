@@ -1,0 +1,143 @@
+/**
+ * Call density of the media engine, side by side with the peers' process-per-call architecture.
+ *
+ * For each backend (wasm: onnxruntime-web for both models; native: onnxruntime-node for both) and each N,
+ * a FRESH child process runs the engine with N simulated callers (real-time 20 ms frames at 48 kHz of
+ * espeak-ng conversations with realistic pauses), warms up, then measures: frame-to-VAD-decision latency,
+ * VAD-stop-to-turn-decision latency, drops, event-loop delay, CPU and RSS per call, VAD batch size and
+ * Smart Turn load. An idle engine (N = 0) gives the base for the marginal memory per call. Then the
+ * peers' architecture: N OS processes, each one call with its own onnxruntime-node sessions, measured
+ * from /proc. Prints tables and writes bench/results/density.json.
+ *
+ * Run: npm run bench -- density [--calls 25,50,100] [--seconds 30] [--warmup-seconds 5]
+ *        [--backends wasm,native] [--peer-calls 10,25] [--workers 2] [--turn-workers 1]
+ *        [--quick] [--cpu-prof] [--out bench/results/density.json]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem, uptime } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { buildConversationPool } from './density/conversations.ts';
+import { INPUT_SAMPLE_RATE, parseBackend, parseCountList, type EngineRunResult } from './density/common.ts';
+import { runEngine } from './density/engine-runner.ts';
+import { runPeers, type PeerRunResult } from './density/peer-runner.ts';
+import { ratios, resultRows, targets, withMarginalRss, type EngineRunWithBase } from './density/report.ts';
+import { printProfileTops } from './density/profile-top.ts';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+const { values } = parseArgs({
+  options: {
+    calls: { type: 'string' },
+    seconds: { type: 'string' },
+    'warmup-seconds': { type: 'string' },
+    backends: { type: 'string', default: 'wasm,native' },
+    'peer-calls': { type: 'string' },
+    'peer-threads': { type: 'string', default: '1' },
+    workers: { type: 'string', default: '2' },
+    'turn-workers': { type: 'string', default: '1' },
+    'tick-ms': { type: 'string', default: '5' },
+    seed: { type: 'string', default: '1' },
+    quick: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
+    out: { type: 'string', default: 'bench/results/density.json' },
+  },
+});
+
+// --quick: one small N per architecture and short phases, to check the bench end to end in ~2 minutes.
+const quick = values.quick;
+const options = {
+  calls: parseCountList('calls', values.calls ?? (quick ? '25' : '25,50,100')),
+  seconds: Number(values.seconds ?? (quick ? 10 : 30)),
+  warmupSeconds: Number(values['warmup-seconds'] ?? (quick ? 3 : 5)),
+  backends: (values.backends ?? '').split(',').filter((b) => b !== '').map(parseBackend),
+  peerCalls: parseCountList('peer-calls', values['peer-calls'] ?? (quick ? '10' : '10,25')),
+  peerThreads: Number(values['peer-threads']),
+  workers: Number(values.workers),
+  turnWorkers: Number(values['turn-workers']),
+  tickMs: Number(values['tick-ms']),
+  seed: Number(values.seed),
+  cpuProfile: values['cpu-prof'],
+};
+
+const log = (msg: string) => console.error(`[density] ${msg}`);
+const loadAtStart = loadavg();
+log(`load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} cpus`);
+
+// Synthesise the conversation pool once here, so that no measured process pays for espeak-ng.
+const pool = buildConversationPool(INPUT_SAMPLE_RATE);
+log(`conversation pool: ${pool.map((c) => (c.pcm.length / INPUT_SAMPLE_RATE).toFixed(1)).join(', ')} s`);
+
+const engineRuns: EngineRunWithBase[] = [];
+for (const backend of options.backends) {
+  const common = { backend, seconds: options.seconds, warmupSeconds: options.warmupSeconds, workers: options.workers, turnWorkers: options.turnWorkers, tickMs: options.tickMs, seed: options.seed };
+  log(`engine ${backend}: idle base`);
+  const idle: EngineRunResult = await runEngine({ ...common, calls: 0 });
+  engineRuns.push(withMarginalRss(idle, undefined));
+  for (const calls of options.calls.filter((n) => n > 0)) {
+    log(`engine ${backend}: ${calls} calls`);
+    const cpuProfileDir = options.cpuProfile ? resolve(REPO_ROOT, '.cache', 'density-prof', `${backend}-${calls}-${Date.now()}`) : undefined;
+    const run = await runEngine({ ...common, calls, cpuProfileDir });
+    engineRuns.push(withMarginalRss(run, idle));
+    log(`engine ${backend} N=${calls}: frame p99 ${run.frameLatencyMs.p99.toFixed(1)} ms, stop→turn p95 ${run.stopToTurnDecisionMs.p95.toFixed(0)} ms, CPU ${run.cpuPercentTotal.toFixed(0)} %, RSS ${run.rssMb.mean.toFixed(0)} MB`);
+    if (cpuProfileDir !== undefined) {
+      log(`CPU profiles in ${cpuProfileDir}`);
+      printProfileTops(cpuProfileDir, 12);
+    }
+  }
+}
+
+const peerRuns: PeerRunResult[] = [];
+for (const calls of options.peerCalls.filter((n) => n > 0)) {
+  log(`peers: ${calls} processes`);
+  const run = await runPeers({ calls, seconds: options.seconds, warmupSeconds: options.warmupSeconds, seed: options.seed, threads: options.peerThreads }, log);
+  peerRuns.push(run);
+  log(`peers N=${calls}: frame p99 ${run.frameLatencyMs.p99.toFixed(1)} ms, stop→turn p95 ${run.stopToTurnDecisionMs.p95.toFixed(0)} ms, CPU ${run.cpuPercentTotal.toFixed(0)} %, RSS ${run.rssMb.mean.toFixed(0)} MB`);
+}
+
+const loadAtEnd = loadavg();
+const rows = resultRows(engineRuns, peerRuns);
+const ratioRows = ratios(engineRuns, peerRuns);
+const targetRows = targets(engineRuns, ratioRows);
+
+console.log(`Density: ${options.workers} media workers + ${options.turnWorkers} turn worker(s) vs one process per call; ${options.seconds} s measured after ${options.warmupSeconds} s warm-up`);
+console.table(rows);
+const idleRows = engineRuns.filter((r) => r.calls === 0).map((r) => ({ backend: r.backend, 'idle engine RSS MB': Math.round(r.rssMb.mean), 'start ms': r.engineStartMs }));
+console.table(idleRows);
+console.log('Peer / engine at equal N (> 1: the engine uses less)');
+console.table(ratioRows);
+console.table(targetRows);
+console.log(`load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}`);
+
+const commit = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim();
+const outPath = resolve(REPO_ROOT, values.out);
+mkdirSync(dirname(outPath), { recursive: true });
+writeFileSync(
+  outPath,
+  `${JSON.stringify(
+    {
+      bench: 'density',
+      date: new Date().toISOString(),
+      machine: {
+        cpuModel: cpus()[0]?.model ?? 'unknown',
+        cpus: cpus().length,
+        totalMemoryGb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+        node: process.version,
+        gitCommit: commit,
+        uptimeS: Math.round(uptime()),
+        loadAverageAtStart: loadAtStart,
+        loadAverageAtEnd: loadAtEnd,
+      },
+      options,
+      engineRuns,
+      peerRuns,
+      ratios: ratioRows,
+      targets: targetRows,
+    },
+    null,
+    2,
+  )}\n`,
+);
+log(`wrote ${outPath}`);

@@ -1,0 +1,142 @@
+/**
+ * Turns the measurements into what a reader compares: one row per (architecture, backend, N), the
+ * peer/engine ratios at equal N, and the density targets with whether each was met.
+ */
+import type { EngineRunResult } from './common.ts';
+import type { PeerRunResult } from './peer-runner.ts';
+
+/** An engine run with the idle engine's RSS subtracted: what each extra call really costs. */
+export interface EngineRunWithBase extends EngineRunResult {
+  marginalRssPerCallMb: number | null;
+}
+
+export function withMarginalRss(run: EngineRunResult, idle: EngineRunResult | undefined): EngineRunWithBase {
+  const marginal = idle !== undefined && run.calls > 0 ? (run.rssMb.mean - idle.rssMb.mean) / run.calls : null;
+  return { ...run, marginalRssPerCallMb: marginal };
+}
+
+const round = (value: number | null | undefined, digits = 1): number | null => {
+  if (value === null || value === undefined || !Number.isFinite(value)) return null;
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+};
+
+export type TableRow = Record<string, string | number | null>;
+
+export function resultRows(engineRuns: EngineRunWithBase[], peerRuns: PeerRunResult[]): TableRow[] {
+  const rows: TableRow[] = [];
+  for (const r of engineRuns) {
+    if (r.calls === 0) continue;
+    rows.push({
+      arch: 'engine',
+      backend: r.backend,
+      N: r.calls,
+      'frame p50 ms': round(r.frameLatencyMs.p50),
+      'frame p99 ms': round(r.frameLatencyMs.p99),
+      'stop→turn p50 ms': round(r.stopToTurnDecisionMs.p50, 0),
+      'stop→turn p95 ms': round(r.stopToTurnDecisionMs.p95, 0),
+      'dropped samples': r.droppedSamples,
+      'late frames': r.feeder.lateFrames,
+      'loop p99 ms': round(r.eventLoopDelayP99Ms),
+      'CPU %/call': round(r.cpuPercentPerCall, 2),
+      'RSS MB/call': round(r.rssPerCallMb),
+      'marginal MB/call': round(r.marginalRssPerCallMb, 2),
+      'VAD batch': round(r.vad.meanBatchSize),
+      'ST req/batch/fail': `${r.smartTurn.requests}/${r.smartTurn.batches}/${r.smartTurn.failures}`,
+      'turns model/silence': `${r.events.turnsByModel}/${r.events.turnsBySilence}`,
+    });
+  }
+  for (const r of peerRuns) {
+    rows.push({
+      arch: 'peer (process per call)',
+      backend: r.backend,
+      N: r.calls,
+      'frame p50 ms': round(r.frameLatencyMs.p50),
+      'frame p99 ms': round(r.frameLatencyMs.p99),
+      'stop→turn p50 ms': round(r.stopToTurnDecisionMs.p50, 0),
+      'stop→turn p95 ms': round(r.stopToTurnDecisionMs.p95, 0),
+      'dropped samples': r.droppedSamples,
+      'late frames': r.feeder.lateFrames,
+      'loop p99 ms': round(r.eventLoopDelayP99Ms.max),
+      'CPU %/call': round(r.cpuPercentPerCall, 2),
+      'RSS MB/call': round(r.rssPerCallMb),
+      // Every process is a call: the whole process is the marginal cost.
+      'marginal MB/call': round(r.rssPerCallMb, 2),
+      'VAD batch': 1,
+      'ST req/batch/fail': `${r.smartTurn.requests}/${r.smartTurn.requests}/${r.smartTurn.failures}`,
+      'turns model/silence': `${r.events.turnsByModel}/${r.events.turnsBySilence}`,
+    });
+  }
+  return rows;
+}
+
+export interface Ratio {
+  N: number;
+  engineBackend: string;
+  /** Peer RSS per call / engine RSS per call (whole process divided by N). */
+  memoryPerCall: number | null;
+  /** Peer RSS per call / engine marginal RSS per call. */
+  memoryPerCallMarginal: number | null;
+  /** Peer CPU per call / engine CPU per call; > 1 means the engine uses less. */
+  cpuPerCall: number | null;
+}
+
+/** Ratios at equal N only: per-call costs of the engine fall with N, so another N would flatter it. */
+export function ratios(engineRuns: EngineRunWithBase[], peerRuns: PeerRunResult[]): Ratio[] {
+  const out: Ratio[] = [];
+  for (const peer of peerRuns) {
+    for (const engine of engineRuns.filter((e) => e.calls === peer.calls && e.calls > 0)) {
+      const div = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? round(a / b, 2) : null);
+      out.push({
+        N: peer.calls,
+        engineBackend: engine.backend,
+        memoryPerCall: div(peer.rssPerCallMb, engine.rssPerCallMb),
+        memoryPerCallMarginal: div(peer.rssPerCallMb, engine.marginalRssPerCallMb),
+        cpuPerCall: div(peer.cpuPercentPerCall, engine.cpuPercentPerCall),
+      });
+    }
+  }
+  return out;
+}
+
+export interface Target {
+  target: string;
+  backend: string;
+  N: number | null;
+  value: string;
+  met: boolean | null;
+}
+
+/** The density targets of the project, judged on every engine run they apply to. */
+export function targets(engineRuns: EngineRunWithBase[], ratioRows: Ratio[]): Target[] {
+  const out: Target[] = [];
+  for (const r of engineRuns) {
+    if (r.calls < 100) continue;
+    out.push({ target: 'p99 frame-to-decision < 20 ms at >= 100 calls', backend: r.backend, N: r.calls, value: `${round(r.frameLatencyMs.p99)} ms`, met: r.frameLatencyMs.p99 < 20 });
+    out.push({ target: 'zero drops at >= 100 calls', backend: r.backend, N: r.calls, value: `${r.droppedSamples} samples`, met: r.droppedSamples === 0 });
+    out.push({
+      target: 'stop-to-decision p95 < 250 ms at >= 100 calls',
+      backend: r.backend,
+      N: r.calls,
+      value: `${round(r.stopToTurnDecisionMs.p95, 0)} ms (${r.smartTurn.failures} failed batches)`,
+      met: r.stopToTurnDecisionMs.p95 < 250 && r.smartTurn.failures === 0,
+    });
+  }
+  for (const ratio of ratioRows) {
+    out.push({
+      target: '>= 10x less memory per call than process-per-call',
+      backend: ratio.engineBackend,
+      N: ratio.N,
+      value: `${ratio.memoryPerCall}x (RSS/N), ${ratio.memoryPerCallMarginal}x (marginal)`,
+      met: ratio.memoryPerCall === null ? null : ratio.memoryPerCall >= 10,
+    });
+    out.push({
+      target: 'no more CPU per call than process-per-call',
+      backend: ratio.engineBackend,
+      N: ratio.N,
+      value: `peer/engine ${ratio.cpuPerCall}x`,
+      met: ratio.cpuPerCall === null ? null : ratio.cpuPerCall >= 1,
+    });
+  }
+  return out;
+}
