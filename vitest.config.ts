@@ -8,6 +8,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Worker threads spawned by the engine load .ts files natively (Node 24 type stripping).
     pool: 'forks',
+    globalSetup: ['test/global-setup.ts'],
     reporters: ['default', 'json'],
     outputFile: { json: '.cache/test-results.json' },
   },

@@ -10,6 +10,7 @@ import { CallAudio } from './call-audio.ts';
 import { LatencyRecorder } from './metrics/latency-recorder.ts';
 import { ClosedError, VoiceError } from './errors.ts';
 import type { FromWorker } from './pool/protocol.ts';
+import { loadResamplerModule } from './stages/resampler.ts';
 import type { BackendName } from './inference/backend.ts';
 import type { VadHysteresisOptions } from './stages/vad-hysteresis.ts';
 import type { TurnDetectorSettings } from './turn/turn-detector.ts';
@@ -115,7 +116,8 @@ export class MediaEngine {
   static async start(options: Partial<Omit<MediaEngineOptions, 'models'>> & Pick<MediaEngineOptions, 'models'>): Promise<MediaEngine> {
     const engine = new MediaEngine({ ...DEFAULT_MEDIA_OPTIONS, ...options });
     try {
-      await Promise.all([engine.#pool.start(), engine.#turnPool.warmUp()]);
+      // The main thread resamples only the bot's synthesised audio on its way out (about 14 us a frame).
+      await Promise.all([engine.#pool.start(), engine.#turnPool.warmUp(), loadResamplerModule()]);
     } catch (error) {
       await engine.close();
       throw new VoiceError('VE_ENGINE_START_FAILED', `media engine failed to start: ${(error as Error).message}`, { cause: error });

@@ -1,0 +1,231 @@
+/**
+ * The bot in a LiveKit room, through @livekit/rtc-node: subscribes to the caller's microphone (a
+ * configured identity, else the first participant that is not an agent) at 48 kHz, publishes its own
+ * microphone from an AudioSource, sends transcripts on the standard `lk.transcription` text stream and
+ * its state as the `lk.agent.state` attribute, waits a grace period before treating a departed caller
+ * as gone, and rejoins after a dropped connection.
+ */
+import {
+  AudioFrame,
+  AudioSource,
+  AudioStream,
+  DisconnectReason,
+  LocalAudioTrack,
+  ParticipantKind,
+  Room,
+  RoomEvent,
+  TrackKind,
+  TrackPublishOptions,
+  TrackSource,
+  type RemoteParticipant,
+  type RemoteTrack,
+} from '@livekit/rtc-node';
+import { VoiceError } from '../errors.ts';
+import type { AudioSink } from './audio-sink.ts';
+import type { BotState, CallTransport, CallTransportEvents, TranscriptPublication } from './call-transport.ts';
+
+export interface LiveKitTransportOptions {
+  url: string;
+  /** Agent token: `(url, roomName) => token`, minted again for every (re)join. */
+  token: () => Promise<string>;
+  callerIdentity?: string;
+  /** How long a caller who left may take to come back before the call ends. */
+  callerLeftGraceMs: number;
+  /** Audio the AudioSource may queue; the bot goes silent within this after a barge-in, at most. */
+  sourceQueueMs: number;
+  /** Rejoin attempts after an unexpected disconnect. */
+  maxRejoinAttempts: number;
+}
+
+export const DEFAULT_LIVEKIT_TRANSPORT: Omit<LiveKitTransportOptions, 'url' | 'token'> = {
+  callerLeftGraceMs: 10_000,
+  sourceQueueMs: 100,
+  maxRejoinAttempts: 5,
+};
+
+export class LiveKitConnectError extends VoiceError {
+  constructor(message: string, cause?: unknown) {
+    super('VE_LIVEKIT_CONNECT_FAILED', message, { status: 502, retryable: true, cause });
+  }
+}
+
+const SAMPLE_RATE = 48_000;
+const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
+const TRANSCRIPTION_TOPIC = 'lk.transcription';
+
+export class LiveKitTransport implements CallTransport {
+  readonly callerSampleRate = SAMPLE_RATE;
+  readonly sink: AudioSink;
+  readonly options: LiveKitTransportOptions;
+  #events: CallTransportEvents;
+  #room: Room;
+  #source: AudioSource;
+  #track: LocalAudioTrack | null = null;
+  #callerIdentity: string | null;
+  #callerTrackSid = '';
+  #reader: ReadableStreamDefaultReader<AudioFrame> | null = null;
+  #graceTimer: NodeJS.Timeout | null = null;
+  #state: BotState = 'listening';
+  #closed = false;
+  #rejoining = false;
+
+  private constructor(options: LiveKitTransportOptions, events: CallTransportEvents) {
+    this.options = options;
+    this.#events = events;
+    this.#callerIdentity = options.callerIdentity ?? null;
+    this.#source = new AudioSource(SAMPLE_RATE, 1, options.sourceQueueMs);
+    this.#room = new Room();
+    const source = this.#source;
+    this.sink = {
+      sampleRate: SAMPLE_RATE,
+      captureFrame: (pcm) => (this.#closed ? Promise.resolve() : source.captureFrame(new AudioFrame(pcm, SAMPLE_RATE, 1, pcm.length))),
+      clearQueue: () => source.clearQueue(),
+      queuedMs: () => source.queuedDuration,
+    };
+  }
+
+  static async connect(options: Partial<LiveKitTransportOptions> & Pick<LiveKitTransportOptions, 'url' | 'token'>, events: CallTransportEvents): Promise<LiveKitTransport> {
+    const transport = new LiveKitTransport({ ...DEFAULT_LIVEKIT_TRANSPORT, ...options }, events);
+    try {
+      await transport.#join();
+    } catch (error) {
+      await transport.close();
+      throw new LiveKitConnectError(`could not join the LiveKit room: ${(error as Error).message}`, error);
+    }
+    return transport;
+  }
+
+  get room(): Room {
+    return this.#room;
+  }
+
+  async #join(): Promise<void> {
+    const room = this.#room;
+    room.on(RoomEvent.TrackSubscribed, (track, _publication, participant) => this.#onTrack(track, participant));
+    room.on(RoomEvent.ParticipantConnected, (participant) => this.#onParticipantConnected(participant));
+    room.on(RoomEvent.ParticipantDisconnected, (participant) => this.#onParticipantLeft(participant));
+    room.on(RoomEvent.Disconnected, (reason) => void this.#onDisconnected(reason));
+    await room.connect(this.options.url, await this.options.token(), { autoSubscribe: true, dynacast: false });
+    this.#track = LocalAudioTrack.createAudioTrack('agent-microphone', this.#source);
+    const publishOptions = new TrackPublishOptions();
+    publishOptions.source = TrackSource.SOURCE_MICROPHONE;
+    await room.localParticipant!.publishTrack(this.#track, publishOptions);
+    await room.localParticipant!.setAttributes({ [AGENT_STATE_ATTRIBUTE]: this.#state });
+    // Participants and tracks that were there before we joined.
+    for (const participant of room.remoteParticipants.values()) {
+      for (const publication of participant.trackPublications.values()) {
+        if (publication.track) this.#onTrack(publication.track as RemoteTrack, participant);
+      }
+    }
+  }
+
+  #isCaller(participant: RemoteParticipant): boolean {
+    if (this.#callerIdentity !== null) return participant.identity === this.#callerIdentity;
+    return participant.kind !== ParticipantKind.AGENT;
+  }
+
+  #onTrack(track: RemoteTrack, participant: RemoteParticipant): void {
+    if (track.kind !== TrackKind.KIND_AUDIO || !this.#isCaller(participant) || this.#closed) return;
+    this.#callerIdentity ??= participant.identity;
+    if (participant.identity !== this.#callerIdentity) return;
+    this.#callerTrackSid = track.sid ?? '';
+    this.#cancelGrace();
+    void this.#pump(new AudioStream(track, { sampleRate: SAMPLE_RATE, numChannels: 1 }));
+  }
+
+  async #pump(stream: AudioStream): Promise<void> {
+    const previous = this.#reader;
+    const reader = stream.getReader();
+    this.#reader = reader;
+    if (previous) await previous.cancel().catch(() => {});
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || this.#closed || this.#reader !== reader) break;
+        this.#events.onCallerAudio(value.data);
+      }
+    } catch {
+      // The track went away; a new subscription starts a new pump.
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  #onParticipantConnected(participant: RemoteParticipant): void {
+    if (participant.identity === this.#callerIdentity) this.#cancelGrace();
+  }
+
+  #onParticipantLeft(participant: RemoteParticipant): void {
+    if (participant.identity !== this.#callerIdentity || this.#closed) return;
+    this.#cancelGrace();
+    this.#graceTimer = setTimeout(() => {
+      this.#graceTimer = null;
+      if (!this.#closed) this.#events.onCallerLeft();
+    }, this.options.callerLeftGraceMs);
+  }
+
+  #cancelGrace(): void {
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#graceTimer = null;
+  }
+
+  /** An unexpected drop: rejoin with a fresh token, re-publish, keep the call going. */
+  async #onDisconnected(reason: DisconnectReason): Promise<void> {
+    if (this.#closed || this.#rejoining) return;
+    if (reason === DisconnectReason.CLIENT_INITIATED || reason === DisconnectReason.PARTICIPANT_REMOVED || reason === DisconnectReason.ROOM_DELETED) {
+      this.#events.onCallerLeft();
+      return;
+    }
+    this.#rejoining = true;
+    const downSince = performance.now();
+    try {
+      for (let attempt = 0; attempt < this.options.maxRejoinAttempts && !this.#closed; attempt++) {
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+        try {
+          this.#room.removeAllListeners();
+          this.#room = new Room();
+          await this.#join();
+          this.#events.onReconnected?.(performance.now() - downSince);
+          return;
+        } catch {
+          // try again
+        }
+      }
+      this.#events.onCallerLeft();
+    } finally {
+      this.#rejoining = false;
+    }
+  }
+
+  async publishTranscript(t: TranscriptPublication): Promise<void> {
+    const participant = this.#room.localParticipant;
+    if (!participant || this.#closed) return;
+    const trackSid = t.speaker === 'caller' ? this.#callerTrackSid : (this.#track?.sid ?? '');
+    await participant.sendText(t.text, {
+      topic: TRANSCRIPTION_TOPIC,
+      attributes: {
+        'lk.segment_id': t.segmentId,
+        'lk.transcription_final': String(t.final),
+        'lk.transcribed_track_id': trackSid,
+        ...(t.speaker === 'caller' && this.#callerIdentity ? { 'lk.transcribed_participant': this.#callerIdentity } : {}),
+      },
+    });
+  }
+
+  async setBotState(state: BotState): Promise<void> {
+    this.#state = state;
+    if (this.#closed) return;
+    await this.#room.localParticipant?.setAttributes({ [AGENT_STATE_ATTRIBUTE]: state });
+  }
+
+  /** Idempotent: leaves the room and releases the audio source. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cancelGrace();
+    await this.#reader?.cancel().catch(() => {});
+    await this.#room.disconnect().catch(() => {});
+    await this.#track?.close().catch(() => {});
+    await this.#source.close().catch(() => {});
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The engine the control plane drives (server/call-engine.ts): it hosts every call of the process on one
+ * MediaEngine, joins each call's LiveKit room as the AI participant, runs the voice loop, records on
+ * demand, and turns everything that happens into one event stream.
+ */
+import { AccessToken } from 'livekit-server-sdk';
+import type { CallEngine, EngineCapacity, EngineEvent, StartBotRequest, BotMode } from '../server/call-engine.ts';
+import { MediaEngine } from './media-engine.ts';
+import { VoiceCall, type VoiceCallSettings } from './call/voice-call.ts';
+import { CallEvents } from './call/call-events.ts';
+import { CallRecorder } from './call/call-recorder.ts';
+import { LiveKitTransport, type LiveKitTransportOptions } from './transport/livekit-transport.ts';
+import type { SpeechToText } from './providers/stt.ts';
+import type { LanguageModel } from './providers/llm.ts';
+import type { TextToSpeech } from './providers/tts.ts';
+import { VoiceError } from './errors.ts';
+
+export interface VoiceEngineOptions {
+  media: MediaEngine;
+  livekit: { url: string; apiKey: string; apiSecret: string };
+  providers: { stt: SpeechToText; llm: LanguageModel; tts: TextToSpeech };
+  maxCalls: number;
+  call?: Partial<VoiceCallSettings>;
+  transport?: Partial<Omit<LiveKitTransportOptions, 'url' | 'token'>>;
+  /** Called when a listener throws; never rethrown. */
+  onListenerError?: (error: unknown) => void;
+}
+
+interface HostedCall {
+  callId: string;
+  voice: VoiceCall;
+  transport: LiveKitTransport;
+  recorder: CallRecorder | null;
+  unsubscribe: () => void;
+}
+
+export class CallNotFoundError extends VoiceError {
+  constructor(callId: string) {
+    super('VE_CALL_NOT_FOUND', `no bot is running for call ${callId}`, { status: 404 });
+  }
+}
+
+export class VoiceEngine implements CallEngine {
+  readonly options: VoiceEngineOptions;
+  #calls = new Map<string, HostedCall>();
+  #starting = new Set<string>();
+  #listeners = new Set<(e: EngineEvent) => void>();
+  #counters = { providerErrors: 0, callsStarted: 0, callsEnded: 0, interruptions: 0, listenerErrors: 0 };
+  #closed = false;
+
+  constructor(options: VoiceEngineOptions) {
+    this.options = options;
+  }
+
+  capacity(): EngineCapacity {
+    const activeCalls = this.#calls.size + this.#starting.size;
+    return { activeCalls, maxCalls: this.options.maxCalls, acceptingCalls: !this.#closed && activeCalls < this.options.maxCalls };
+  }
+
+  async startBot(req: StartBotRequest): Promise<void> {
+    if (this.#calls.has(req.callId) || this.#starting.has(req.callId)) return;
+    if (!this.capacity().acceptingCalls) throw new VoiceError('VE_AT_CAPACITY', 'the engine is at capacity', { status: 503, retryable: true });
+    this.#starting.add(req.callId);
+    const media = this.options.media.openCall(req.callId, { inputSampleRate: 48_000 });
+    let voice: VoiceCall | null = null;
+    let hosted: HostedCall | null = null;
+    try {
+      const transport = await LiveKitTransport.connect(
+        {
+          ...this.options.transport,
+          url: this.options.livekit.url,
+          callerIdentity: req.callerIdentity,
+          token: () => this.#agentToken(req.callId, req.roomName),
+        },
+        {
+          onCallerAudio: (pcm) => {
+            voice?.handleCallerAudio(pcm);
+            hosted?.recorder?.caller(pcm);
+          },
+          onCallerLeft: () => void this.#end(req.callId, 'caller_left'),
+          onReconnected: (downMs) => voice?.events.emit('error', { stage: 'transport', code: 'VE_LIVEKIT_RECONNECTED', downMs: Math.round(downMs), recovered: true }),
+        },
+      );
+      const events = new CallEvents(req.callId, (error) => this.#listenerError(error));
+      voice = new VoiceCall({
+        callId: req.callId,
+        media,
+        transport,
+        ...this.options.providers,
+        settings: { ...this.options.call, ...(req.instructions ? { instructions: req.instructions } : {}) },
+        events,
+      });
+      const unsubscribe = events.on((event) => this.#onCallEvent(event));
+      hosted = { callId: req.callId, voice, transport, recorder: null, unsubscribe };
+      this.#calls.set(req.callId, hosted);
+      this.#counters.callsStarted++;
+      events.emit('bot_status', { state: 'listening', joined: true, providers: this.providerLabels() });
+    } catch (error) {
+      await voice?.close();
+      await media.close();
+      throw error;
+    } finally {
+      this.#starting.delete(req.callId);
+    }
+  }
+
+  providerLabels(): Record<string, string> {
+    const { stt, llm, tts } = this.options.providers;
+    return { stt: stt.label, llm: llm.label, tts: tts.label };
+  }
+
+  async #agentToken(callId: string, roomName: string): Promise<string> {
+    const token = new AccessToken(this.options.livekit.apiKey, this.options.livekit.apiSecret, { identity: `agent-${callId}`, name: 'AI agent', ttl: '12h' });
+    token.kind = 'agent';
+    token.addGrant({ roomJoin: true, room: roomName, canPublish: true, canSubscribe: true, canPublishData: true, canUpdateOwnMetadata: true, agent: true });
+    return token.toJwt();
+  }
+
+  #onCallEvent(event: EngineEvent): void {
+    if (event.type === 'error') this.#counters.providerErrors++;
+    if (event.type === 'interruption' && event.data.event === 'interrupted') this.#counters.interruptions++;
+    if (event.type === 'end_call_requested') void this.#end(event.callId, 'bot_ended');
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#listenerError(error);
+      }
+    }
+  }
+
+  #listenerError(error: unknown): void {
+    this.#counters.listenerErrors++;
+    this.options.onListenerError?.(error);
+  }
+
+  async #end(callId: string, reason: string): Promise<void> {
+    const hosted = this.#calls.get(callId);
+    if (!hosted) return;
+    this.#calls.delete(callId);
+    const recording = hosted.recorder?.close();
+    hosted.voice.events.emit('call_ended', { reason, ...(recording ? { recording } : {}) });
+    hosted.unsubscribe();
+    this.#counters.callsEnded++;
+    await hosted.voice.close();
+    await hosted.transport.close();
+    await this.options.media.getCall(callId)?.close();
+  }
+
+  stopBot(callId: string): Promise<void> {
+    return this.#end(callId, 'stopped');
+  }
+
+  async setBotMode(callId: string, mode: BotMode): Promise<void> {
+    this.#get(callId).voice.setMode(mode);
+  }
+
+  async startRecording(callId: string, filePath: string): Promise<void> {
+    const hosted = this.#get(callId);
+    if (hosted.recorder) throw new VoiceError('VE_RECORDING_ACTIVE', `call ${callId} is already being recorded`, { status: 409 });
+    hosted.recorder = new CallRecorder(filePath, 48_000);
+    hosted.voice.onBotFrame((pcm) => hosted.recorder?.bot(pcm));
+  }
+
+  async stopRecording(callId: string): Promise<{ filePath: string; durationMs: number }> {
+    const hosted = this.#get(callId);
+    const recorder = hosted.recorder;
+    if (!recorder) throw new VoiceError('VE_RECORDING_NOT_ACTIVE', `call ${callId} is not being recorded`, { status: 409 });
+    hosted.recorder = null;
+    hosted.voice.onBotFrame(null);
+    return recorder.close();
+  }
+
+  #get(callId: string): HostedCall {
+    const hosted = this.#calls.get(callId);
+    if (!hosted) throw new CallNotFoundError(callId);
+    return hosted;
+  }
+
+  onEvent(listener: (e: EngineEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  metrics(): Record<string, number> {
+    const m = this.options.media.metrics();
+    return {
+      calls_active: this.#calls.size,
+      calls_started_total: this.#counters.callsStarted,
+      calls_ended_total: this.#counters.callsEnded,
+      frame_latency_p50_ms: m.frameLatencyMs.p50,
+      frame_latency_p99_ms: m.frameLatencyMs.p99,
+      turn_decision_latency_p95_ms: m.stopToTurnDecisionMs.p95,
+      input_dropped_samples_total: m.droppedSamples,
+      worker_restarts_total: m.workerRestarts,
+      provider_errors_total: this.#counters.providerErrors,
+      interruptions_total: this.#counters.interruptions,
+      smart_turn_requests_total: m.smartTurn.requests,
+      smart_turn_failures_total: m.smartTurn.failures,
+      vad_mean_batch_size: m.vadMeanBatchSize,
+      event_loop_delay_p99_ms: m.eventLoopDelayP99Ms,
+      listener_errors_total: this.#counters.listenerErrors,
+    };
+  }
+
+  /** Test hook for the live page and tests: the voice call object of a call. */
+  call(callId: string): VoiceCall | undefined {
+    return this.#calls.get(callId)?.voice;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#calls.keys()].map((callId) => this.#end(callId, 'engine_closed')));
+  }
+}
