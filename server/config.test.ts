@@ -23,7 +23,9 @@ describe('loadConfig', () => {
     expect(config.store).toEqual({ mongodbUri: undefined, dataDir: '.cache/data' });
     expect(config.engine.vadBackend).toBe('wasm');
     expect(config.engine.allowModelHub).toBe(false);
-    expect(config.livekit.url).toBe('ws://127.0.0.1:7880');
+    expect(config.livekit).toMatchObject({ url: '', embedded: true });
+    expect(loadConfig({ API_KEYS: KEY, LIVEKIT_URL: 'wss://lk.example.com' }).livekit).toMatchObject({ url: 'wss://lk.example.com', embedded: false });
+    expect(config.bargeIn).toEqual({ minSpeechMs: 600, minWords: 1, resumeMs: 2000 });
   });
 
   it('parses API keys with and without names', () => {

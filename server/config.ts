@@ -28,7 +28,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'Auth', name: 'RATE_LIMIT_OVERRIDES', default: undefined, description: 'Per-key limits as a comma list of `name=max`, e.g. `dispatch=6000,monitor=60`.' },
   { section: 'Auth', name: 'CI', default: undefined, description: 'Set by CI systems; disables the generated dev key.' },
   { section: 'Auth', name: 'NODE_ENV', default: 'development', description: '`production` makes `API_KEYS` mandatory.' },
-  { section: 'LiveKit', name: 'LIVEKIT_URL', default: 'ws://127.0.0.1:7880', description: 'LiveKit server URL given to clients and used for the server API.' },
+  { section: 'LiveKit', name: 'LIVEKIT_URL', default: undefined, description: 'LiveKit server URL given to clients and used for the server API. Unset: `npm start` runs a local LiveKit server on loopback (built on first use).' },
   { section: 'LiveKit', name: 'LIVEKIT_API_KEY', default: 'devkey', description: 'LiveKit API key (the default matches `livekit-server --dev`).' },
   { section: 'LiveKit', name: 'LIVEKIT_API_SECRET', default: 'secret', description: 'LiveKit API secret (the default matches `livekit-server --dev`).' },
   { section: 'LiveKit', name: 'LIVEKIT_REQUEST_TIMEOUT_MS', default: '5000', description: 'Timeout of room-service requests to LiveKit.' },
@@ -48,13 +48,14 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'Engine', name: 'VAD_START_MS', default: '200', description: 'Speech needed before the VAD reports a start.' },
   { section: 'Engine', name: 'VAD_STOP_MS', default: '200', description: 'Silence needed before the VAD reports a stop (and Smart Turn runs).' },
   { section: 'Engine', name: 'SMART_TURN_SILENCE_FALLBACK_MS', default: '3000', description: 'Silence after which a turn counts as complete whatever Smart Turn says.' },
-  { section: 'Engine', name: 'SMART_TURN_MODEL_PATH', default: '.cache/models/smart-turn-v3.2-cpu.onnx', description: 'Smart Turn v3 ONNX file.' },
+  { section: 'Engine', name: 'ENGINE_TURN_WORKERS', default: '1', description: 'Worker threads that run Smart Turn, apart from the media workers.' },
+  { section: 'Engine', name: 'SMART_TURN_MODEL_PATH', default: undefined, description: 'Smart Turn v3.2 ONNX file (checksum-verified). Unset: the model cache `.cache/models`, else the `pipecat-ai` wheel through pip, else Hugging Face when `ALLOW_MODEL_HUB` is on.' },
   { section: 'Engine', name: 'ALLOW_MODEL_HUB', default: 'false', description: 'Allow downloading missing models from Hugging Face (needs internet; off in tests and CI).' },
-  { section: 'Barge-in', name: 'BARGE_IN_MIN_SPEECH_MS', default: '300', description: 'Caller speech needed while the bot talks before it is interrupted.' },
-  { section: 'Barge-in', name: 'BARGE_IN_MIN_WORDS', default: '2', description: 'Transcribed words needed to interrupt (so "okay" or a cough does not).' },
-  { section: 'Barge-in', name: 'BARGE_IN_RESUME_MS', default: '1500', description: 'If a false interruption brings no words within this time, the bot resumes.' },
+  { section: 'Barge-in', name: 'BARGE_IN_MIN_SPEECH_MS', default: '600', description: 'Caller speech over the bot without recognised words after which the bot pauses (it resumes if no words follow).' },
+  { section: 'Barge-in', name: 'BARGE_IN_MIN_WORDS', default: '1', description: 'Recognised words, not counting backchannels such as "okay" or "uh-huh", needed to interrupt the bot.' },
+  { section: 'Barge-in', name: 'BARGE_IN_RESUME_MS', default: '2000', description: 'A pause for caller noise (a cough) that brings no words within this time resumes the bot (a false interruption).' },
   { section: 'Providers', name: 'DEEPGRAM_API_KEY', default: undefined, description: 'Deepgram key for speech-to-text.' },
-  { section: 'Providers', name: 'DEEPGRAM_URL', default: 'wss://api.deepgram.com/v1/listen', description: 'Deepgram streaming endpoint (point at a local fake in tests).' },
+  { section: 'Providers', name: 'DEEPGRAM_URL', default: 'wss://api.deepgram.com', description: 'Deepgram base URL for live streaming recognition.' },
   { section: 'Providers', name: 'OPENAI_API_KEY', default: undefined, description: 'OpenAI key for the language model.' },
   { section: 'Providers', name: 'OPENAI_BASE_URL', default: undefined, description: 'OpenAI-compatible base URL (unset uses the SDK default).' },
   { section: 'Providers', name: 'OPENAI_MODEL', default: 'gpt-4o-mini', description: 'Chat model name.' },
@@ -82,6 +83,8 @@ export interface Config {
   rateLimit: { max: number; windowMs: number; overrides: Readonly<Record<string, number>> };
   livekit: {
     url: string;
+    /** LIVEKIT_URL was not given: the start command runs a local server and fills `url` in. */
+    embedded: boolean;
     apiKey: string;
     apiSecret: string;
     requestTimeoutMs: number;
@@ -94,11 +97,12 @@ export interface Config {
   recording: { dir: string };
   engine: {
     workers: number;
+    turnWorkers: number;
     maxCalls: number;
     vadBackend: Backend;
     smartTurnBackend: Backend;
     vad: { startThreshold: number; stopThreshold: number; startMs: number; stopMs: number };
-    smartTurn: { silenceFallbackMs: number; modelPath: string };
+    smartTurn: { silenceFallbackMs: number; modelPath: string | undefined };
     allowModelHub: boolean;
   };
   bargeIn: { minSpeechMs: number; minWords: number; resumeMs: number };
@@ -301,7 +305,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     auth: { apiKeys, generatedDevKey },
     rateLimit,
     livekit: {
-      url: r.url('LIVEKIT_URL', ['ws:', 'wss:', 'http:', 'https:'], true) ?? '',
+      url: r.url('LIVEKIT_URL', ['ws:', 'wss:', 'http:', 'https:'], false) ?? '',
+      embedded: r.optional('LIVEKIT_URL') === undefined,
       apiKey: r.string('LIVEKIT_API_KEY'),
       apiSecret: r.string('LIVEKIT_API_SECRET'),
       requestTimeoutMs: r.int('LIVEKIT_REQUEST_TIMEOUT_MS', 100, 120_000),
@@ -317,13 +322,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     recording: { dir: r.string('RECORDING_DIR') },
     engine: {
       workers: r.int('ENGINE_WORKERS', 1, 256),
+      turnWorkers: r.int('ENGINE_TURN_WORKERS', 1, 256),
       maxCalls: r.int('ENGINE_MAX_CALLS', 1, 100_000),
       vadBackend: r.oneOf('VAD_BACKEND', ['wasm', 'native'] as const),
       smartTurnBackend: r.oneOf('SMART_TURN_BACKEND', ['wasm', 'native'] as const),
       vad,
       smartTurn: {
         silenceFallbackMs: r.int('SMART_TURN_SILENCE_FALLBACK_MS', 100, 60_000),
-        modelPath: r.string('SMART_TURN_MODEL_PATH'),
+        modelPath: r.optional('SMART_TURN_MODEL_PATH'),
       },
       allowModelHub: r.bool('ALLOW_MODEL_HUB'),
     },

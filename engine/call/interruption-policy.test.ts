@@ -51,6 +51,14 @@ describe('InterruptionPolicy', () => {
     expect(policy.words('no, the other address')).toBe('interrupt');
   });
 
+  it('waits for the configured number of words', () => {
+    const policy = new InterruptionPolicy({ minWords: 2 });
+    policy.speechStarted(0);
+    expect(policy.words('stop')).toBeNull();
+    expect(policy.words('okay stop')).toBeNull();
+    expect(policy.words('stop please')).toBe('interrupt');
+  });
+
   it('knows backchannels regardless of case and punctuation', () => {
     const policy = new InterruptionPolicy();
     expect(policy.isBackchannel('OK!')).toBe(true);

@@ -9,12 +9,15 @@
 
 export interface InterruptionSettings {
   minSpeechMs: number;
+  /** Words, not counting backchannels, needed to interrupt. */
+  minWords: number;
   falseInterruptionTimeoutMs: number;
   backchannels: string[];
 }
 
 export const DEFAULT_INTERRUPTION_SETTINGS: InterruptionSettings = {
   minSpeechMs: 600,
+  minWords: 1,
   falseInterruptionTimeoutMs: 2000,
   backchannels: ['okay', 'ok', 'uh-huh', 'uh huh', 'mm-hmm', 'mhm', 'mm', 'hmm', 'yeah', 'yes', 'yep', 'right', 'sure', 'alright', 'all right', 'got it', 'i see', 'cool', 'uh', 'um'],
 };
@@ -59,10 +62,11 @@ export class InterruptionPolicy {
   words(text: string): InterruptionDecision {
     if (this.#state === 'none' || text.trim() === '') return null;
     this.#heardWords = true;
-    if (!this.isBackchannel(text)) {
+    if (this.#meaningfulWords(text) >= Math.max(1, this.settings.minWords)) {
       this.#state = 'none';
       return 'interrupt';
     }
+    if (!this.isBackchannel(text)) return null;
     const wasPaused = this.#state === 'paused';
     this.#state = this.#speechEndMs === null ? 'candidate' : 'none';
     return wasPaused ? 'resume' : null;
@@ -93,6 +97,12 @@ export class InterruptionPolicy {
   reset(): void {
     this.#state = 'none';
     this.#speechEndMs = null;
+  }
+
+  #meaningfulWords(text: string): number {
+    const phrase = normalise(text);
+    if (phrase === '' || this.#backchannels.has(phrase)) return 0;
+    return phrase.split(' ').filter((word) => !this.#backchannels.has(word)).length;
   }
 
   isBackchannel(text: string): boolean {
