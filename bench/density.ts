@@ -92,7 +92,7 @@ for (const backend of options.backends) {
 const peerRuns: PeerRunResult[] = [];
 for (const calls of options.peerCalls.filter((n) => n > 0)) {
   log(`peers: ${calls} processes`);
-  const run = await runPeers({ calls, seconds: options.seconds, warmupSeconds: options.warmupSeconds, seed: options.seed, threads: options.peerThreads }, log);
+  const run = await runPeers({ calls, seconds: options.seconds, warmupSeconds: options.warmupSeconds, seed: options.seed, threads: options.peerThreads, tickMs: options.tickMs }, log);
   peerRuns.push(run);
   log(`peers N=${calls}: frame p99 ${run.frameLatencyMs.p99.toFixed(1)} ms, stop→turn p95 ${run.stopToTurnDecisionMs.p95.toFixed(0)} ms, CPU ${run.cpuPercentTotal.toFixed(0)} %, RSS ${run.rssMb.mean.toFixed(0)} MB`);
 }
@@ -104,11 +104,16 @@ const targetRows = targets(engineRuns, ratioRows);
 
 console.log(`Density: ${options.workers} media workers + ${options.turnWorkers} turn worker(s) vs one process per call; ${options.seconds} s measured after ${options.warmupSeconds} s warm-up`);
 console.table(rows);
-const idleRows = engineRuns.filter((r) => r.calls === 0).map((r) => ({ backend: r.backend, 'idle engine RSS MB': Math.round(r.rssMb.mean), 'start ms': r.engineStartMs }));
-console.table(idleRows);
-console.log('Peer / engine at equal N (> 1: the engine uses less)');
-console.table(ratioRows);
-console.table(targetRows);
+const idleRows = [
+  ...engineRuns.filter((r) => r.calls === 0).map((r) => ({ what: `idle engine, ${r.backend}`, 'RSS MB': Math.round(r.rssMb.mean), 'start ms': r.engineStartMs })),
+  ...peerRuns.map((r) => ({ what: `idle peer process (of ${r.calls})`, 'RSS MB': Math.round(r.idleRssPerProcessMb), 'start ms': Math.round(r.loadMs.max) })),
+];
+if (idleRows.length > 0) console.table(idleRows);
+if (ratioRows.length > 0) {
+  console.log('Peer / engine at equal N (> 1: the engine uses less)');
+  console.table(ratioRows);
+}
+if (targetRows.length > 0) console.table(targetRows);
 console.log(`load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}`);
 
 const commit = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim();

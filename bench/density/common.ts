@@ -34,6 +34,16 @@ export function parseCountList(name: string, value: string | undefined): number[
   });
 }
 
+/**
+ * Both sides sample event-loop delay with monitorEventLoopDelay({ resolution: 10 }), whose histogram holds
+ * the whole interval between timer callbacks: an idle loop reads about 10 ms. The delay is the excess.
+ */
+export const LOOP_MONITOR_RESOLUTION_MS = 10;
+
+export function loopDelayOverTimerMs(histogramMs: number): number {
+  return Math.max(0, histogramMs - LOOP_MONITOR_RESOLUTION_MS);
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -87,6 +97,10 @@ export interface EngineRunResult {
   /** Of one core, for the whole process (all threads). */
   cpuPercentTotal: number;
   cpuPercentPerCall: number | null;
+  /** CPU the rest of the machine used meanwhile (other engineers' work), in % of one core. */
+  otherCpuPercent: number;
+  /** 1-minute load average at the start and end of the measured phase. */
+  loadAverage: { atStart: number; atEnd: number };
   rssMb: { mean: number; max: number };
   rssPerCallMb: number | null;
   vad: { batches: number; meanBatchSize: number };

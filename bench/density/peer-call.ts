@@ -25,13 +25,14 @@ import { PEER_SETTINGS } from './peer-settings.ts';
 import { resolveModel } from '../../models/model-manager.ts';
 import { buildConversation, seededRandom } from './conversations.ts';
 import { LoopingAudio, RealTimeFeeder } from './caller-feed.ts';
-import { FRAME_MS, FRAME_SAMPLES, INPUT_SAMPLE_RATE, type PeerCommand, type PeerMessage } from './common.ts';
+import { FRAME_MS, FRAME_SAMPLES, INPUT_SAMPLE_RATE, LOOP_MONITOR_RESOLUTION_MS, type PeerCommand, type PeerMessage } from './common.ts';
 
 const { values } = parseArgs({
   options: {
     index: { type: 'string', default: '0' },
     seed: { type: 'string', default: '1' },
     threads: { type: 'string', default: '1' },
+    'tick-ms': { type: 'string', default: '5' },
   },
 });
 const index = Number(values.index);
@@ -77,9 +78,9 @@ async function main(): Promise<void> {
   const conversation = buildConversation(index, INPUT_SAMPLE_RATE);
   const random = seededRandom(Number(values.seed) * 1_000_003 + index * 7919);
   const audio = new LoopingAudio(conversation.pcm, FRAME_SAMPLES, Math.floor(random() * conversation.pcm.length));
-  const feeder = new RealTimeFeeder({ frameMs: FRAME_MS, tickMs: FRAME_MS });
+  const feeder = new RealTimeFeeder({ frameMs: FRAME_MS, tickMs: Number(values['tick-ms']) });
 
-  const eventLoop = monitorEventLoopDelay({ resolution: 10 });
+  const eventLoop = monitorEventLoopDelay({ resolution: LOOP_MONITOR_RESOLUTION_MS });
   let measuring = false;
   let frameLatencyMs: number[] = [];
   let stopToTurnDecisionMs: number[] = [];

@@ -4,9 +4,10 @@
  * and RSS (/proc/PID/status VmRSS) over the measured phase, from outside the processes.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { BenchChildError } from './engine-runner.ts';
-import { clockTicksPerSecond, processCpuSeconds, processRssBytes } from './proc-stats.ts';
+import { clockTicksPerSecond, machineBusyCpuSeconds, processCpuSeconds, processRssBytes } from './proc-stats.ts';
 import { latencySummary, sleep, summarise, toMb, type LatencySummary, type PeerCommand, type PeerMessage, type PeerReport } from './common.ts';
 
 const PEER_CALL = fileURLToPath(new URL('./peer-call.ts', import.meta.url));
@@ -22,6 +23,8 @@ export interface PeerRunOptions {
   seed: number;
   /** Intra-op threads per onnxruntime-node session in each process. */
   threads: number;
+  /** Feeder timer period, as for the engine. */
+  tickMs: number;
 }
 
 export interface PeerRunResult {
@@ -41,6 +44,9 @@ export interface PeerRunResult {
   feeder: { lateFrames: number; lagP99MaxMs: number };
   cpuPercentTotal: number;
   cpuPercentPerCall: number;
+  /** CPU the rest of the machine used meanwhile (other engineers' work, and this parent), in % of one core. */
+  otherCpuPercent: number;
+  loadAverage: { atStart: number; atEnd: number };
   rssMb: { mean: number; max: number };
   rssPerCallMb: number;
   /** One process with its models loaded and warm, before any audio. */
@@ -56,7 +62,7 @@ interface Peer {
 }
 
 function startPeer(index: number, options: PeerRunOptions): Peer {
-  const child = fork(PEER_CALL, ['--index', String(index), '--seed', String(options.seed), '--threads', String(options.threads)], {
+  const child = fork(PEER_CALL, ['--index', String(index), '--seed', String(options.seed), '--threads', String(options.threads), '--tick-ms', String(options.tickMs)], {
     execPath: process.execPath,
     execArgv: [],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -112,6 +118,8 @@ export async function runPeers(options: PeerRunOptions, log: (msg: string) => vo
     command(peers, { type: 'start' });
     await sleep(options.warmupSeconds * 1000);
 
+    const loadAverageAtStart = loadavg()[0];
+    const machineBefore = machineBusyCpuSeconds(ticksPerSecond);
     const cpuBefore = cpuSecondsOf(peers, ticksPerSecond);
     const wallBefore = performance.now();
     command(peers, { type: 'measure' });
@@ -121,7 +129,9 @@ export async function runPeers(options: PeerRunOptions, log: (msg: string) => vo
     clearInterval(rssTimer);
     rssSamples.push(totalRssBytes(peers));
     const cpuAfter = cpuSecondsOf(peers, ticksPerSecond);
+    const machineAfter = machineBusyCpuSeconds(ticksPerSecond);
     const wallMs = performance.now() - wallBefore;
+    const loadAverageAtEnd = loadavg()[0];
     command(peers, { type: 'stop' });
     const reports = await withTimeout(Promise.all(peers.map((p) => p.report)), REPORT_TIMEOUT_MS, 'peer reports');
 
@@ -150,6 +160,8 @@ export async function runPeers(options: PeerRunOptions, log: (msg: string) => vo
       feeder: { lateFrames: sum((r) => r.feeder.lateFrames), lagP99MaxMs: Math.max(...reports.map((r) => r.feeder.lagMs.p99)) },
       cpuPercentTotal,
       cpuPercentPerCall: cpuPercentTotal / options.calls,
+      otherCpuPercent: Math.max(0, ((machineAfter - machineBefore) * 1000 * 100) / wallMs - cpuPercentTotal),
+      loadAverage: { atStart: loadAverageAtStart, atEnd: loadAverageAtEnd },
       rssMb: { mean: toMb(rss.mean), max: toMb(rss.max) },
       rssPerCallMb: toMb(rss.mean) / options.calls,
       idleRssPerProcessMb,

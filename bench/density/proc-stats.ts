@@ -50,3 +50,25 @@ export function processRssBytes(pid: number): number {
     return Number.NaN;
   }
 }
+
+/**
+ * Busy clock ticks of the whole machine, from the first line of /proc/stat (user nice system idle iowait
+ * irq softirq steal ...): busy is everything but idle and iowait. The bench subtracts its own processes
+ * from the machine's busy time over a phase to show how much CPU other people's work took meanwhile.
+ */
+export function parseProcStatBusyTicks(procStat: string): number {
+  const line = procStat.split('\n', 1)[0];
+  const fields = line.trim().split(/\s+/);
+  if (fields[0] !== 'cpu') throw new Error(`not a /proc/stat cpu line: ${line.slice(0, 80)}`);
+  const [user, nice, system, , , irq, softirq, steal] = fields.slice(1, 9).map(Number);
+  return user + nice + system + irq + softirq + (steal || 0);
+}
+
+/** CPU seconds the whole machine has been busy (all cores) since boot; NaN off Linux. */
+export function machineBusyCpuSeconds(ticksPerSecond: number): number {
+  try {
+    return parseProcStatBusyTicks(readFileSync('/proc/stat', 'utf8')) / ticksPerSecond;
+  } catch {
+    return Number.NaN;
+  }
+}

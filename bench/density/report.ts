@@ -2,7 +2,7 @@
  * Turns the measurements into what a reader compares: one row per (architecture, backend, N), the
  * peer/engine ratios at equal N, and the density targets with whether each was met.
  */
-import type { EngineRunResult } from './common.ts';
+import { loopDelayOverTimerMs, type EngineRunResult } from './common.ts';
 import type { PeerRunResult } from './peer-runner.ts';
 
 /** An engine run with the idle engine's RSS subtracted: what each extra call really costs. */
@@ -23,6 +23,12 @@ const round = (value: number | null | undefined, digits = 1): number | null => {
 
 export type TableRow = Record<string, string | number | null>;
 
+const pair = (a: number, b: number, digits = 1) => `${round(a, digits) ?? '-'} / ${round(b, digits) ?? '-'}`;
+
+/**
+ * One row per (architecture, backend, N). Loop delay is the excess over the monitor's 10 ms timer (see
+ * `loopDelayOverTimerMs`); for peers it is the worst process's p99.
+ */
 export function resultRows(engineRuns: EngineRunWithBase[], peerRuns: PeerRunResult[]): TableRow[] {
   const rows: TableRow[] = [];
   for (const r of engineRuns) {
@@ -31,33 +37,30 @@ export function resultRows(engineRuns: EngineRunWithBase[], peerRuns: PeerRunRes
       arch: 'engine',
       backend: r.backend,
       N: r.calls,
-      'frame p50 ms': round(r.frameLatencyMs.p50),
-      'frame p99 ms': round(r.frameLatencyMs.p99),
-      'stop→turn p50 ms': round(r.stopToTurnDecisionMs.p50, 0),
-      'stop→turn p95 ms': round(r.stopToTurnDecisionMs.p95, 0),
-      'dropped samples': r.droppedSamples,
+      'frame ms p50/p99': pair(r.frameLatencyMs.p50, r.frameLatencyMs.p99),
+      'stop→turn ms p50/p95': pair(r.stopToTurnDecisionMs.p50, r.stopToTurnDecisionMs.p95, 0),
+      drops: r.droppedSamples,
       'late frames': r.feeder.lateFrames,
-      'loop p99 ms': round(r.eventLoopDelayP99Ms),
+      'loop p99 ms': round(loopDelayOverTimerMs(r.eventLoopDelayP99Ms)),
       'CPU %/call': round(r.cpuPercentPerCall, 2),
       'RSS MB/call': round(r.rssPerCallMb),
       'marginal MB/call': round(r.marginalRssPerCallMb, 2),
       'VAD batch': round(r.vad.meanBatchSize),
       'ST req/batch/fail': `${r.smartTurn.requests}/${r.smartTurn.batches}/${r.smartTurn.failures}`,
       'turns model/silence': `${r.events.turnsByModel}/${r.events.turnsBySilence}`,
+      "others' CPU %": round(r.otherCpuPercent, 0),
     });
   }
   for (const r of peerRuns) {
     rows.push({
-      arch: 'peer (process per call)',
+      arch: 'peer',
       backend: r.backend,
       N: r.calls,
-      'frame p50 ms': round(r.frameLatencyMs.p50),
-      'frame p99 ms': round(r.frameLatencyMs.p99),
-      'stop→turn p50 ms': round(r.stopToTurnDecisionMs.p50, 0),
-      'stop→turn p95 ms': round(r.stopToTurnDecisionMs.p95, 0),
-      'dropped samples': r.droppedSamples,
+      'frame ms p50/p99': pair(r.frameLatencyMs.p50, r.frameLatencyMs.p99),
+      'stop→turn ms p50/p95': pair(r.stopToTurnDecisionMs.p50, r.stopToTurnDecisionMs.p95, 0),
+      drops: r.droppedSamples,
       'late frames': r.feeder.lateFrames,
-      'loop p99 ms': round(r.eventLoopDelayP99Ms.max),
+      'loop p99 ms': round(loopDelayOverTimerMs(r.eventLoopDelayP99Ms.max)),
       'CPU %/call': round(r.cpuPercentPerCall, 2),
       'RSS MB/call': round(r.rssPerCallMb),
       // Every process is a call: the whole process is the marginal cost.
@@ -65,6 +68,7 @@ export function resultRows(engineRuns: EngineRunWithBase[], peerRuns: PeerRunRes
       'VAD batch': 1,
       'ST req/batch/fail': `${r.smartTurn.requests}/${r.smartTurn.requests}/${r.smartTurn.failures}`,
       'turns model/silence': `${r.events.turnsByModel}/${r.events.turnsBySilence}`,
+      "others' CPU %": round(r.otherCpuPercent, 0),
     });
   }
   return rows;

@@ -7,12 +7,14 @@
  *
  * Run: npm exec -- node bench/density/run-engine.ts --calls 50 --backend wasm --seconds 30
  */
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { MediaEngine, type MediaEngineMetrics } from '../../engine/media-engine.ts';
 import type { BackendName } from '../../engine/inference/backend.ts';
 import { resolveModel } from '../../models/model-manager.ts';
 import { buildConversationPool, seededRandom } from './conversations.ts';
 import { LoopingAudio, RealTimeFeeder } from './caller-feed.ts';
+import { clockTicksPerSecond, machineBusyCpuSeconds } from './proc-stats.ts';
 import { INPUT_SAMPLE_RATE, FRAME_MS, FRAME_SAMPLES, parseBackend, sleep, summarise, toMb, type EngineRunResult } from './common.ts';
 
 const { values } = parseArgs({
@@ -92,11 +94,15 @@ const rssSamples: number[] = [];
 const sampleRss = () => rssSamples.push(process.memoryUsage.rss());
 sampleRss();
 const rssTimer = setInterval(sampleRss, 500);
+const ticksPerSecond = clockTicksPerSecond();
+const loadAverageAtStart = loadavg()[0];
+const machineBefore = machineBusyCpuSeconds(ticksPerSecond);
 const cpuBefore = process.cpuUsage();
 const wallBefore = performance.now();
 await sleep((calls === 0 ? Math.min(measuredSeconds, 3) : measuredSeconds) * 1000);
 const cpu = process.cpuUsage(cpuBefore);
 const wallMs = performance.now() - wallBefore;
+const machineBusyPercent = ((machineBusyCpuSeconds(ticksPerSecond) - machineBefore) * 1000 * 100) / wallMs;
 sampleRss();
 clearInterval(rssTimer);
 const after = engine.metrics();
@@ -119,6 +125,8 @@ const result: EngineRunResult = {
   eventLoopDelayP99Ms: after.eventLoopDelayP99Ms,
   cpuPercentTotal,
   cpuPercentPerCall: calls > 0 ? cpuPercentTotal / calls : null,
+  otherCpuPercent: Math.max(0, machineBusyPercent - cpuPercentTotal),
+  loadAverage: { atStart: loadAverageAtStart, atEnd: loadavg()[0] },
   rssMb: { mean: toMb(rss.mean), max: toMb(rss.max) },
   rssPerCallMb: calls > 0 ? toMb(rss.mean) / calls : null,
   vad: vadDelta(before, after),
