@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['engine/**/*.test.ts', 'server/**/*.test.ts', 'wasm/**/*.test.ts', 'models/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['engine/**/*.test.ts', 'server/**/*.test.ts', 'wasm/**/*.test.ts', 'models/**/*.test.ts', 'bench/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['node_modules/**', '.cache/**'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
