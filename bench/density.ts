@@ -20,7 +20,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildConversationPool } from './density/conversations.ts';
-import { INPUT_SAMPLE_RATE, parseBackend, parseCountList, type EngineRunResult } from './density/common.ts';
+import { fixed, INPUT_SAMPLE_RATE, parseBackend, parseCountList, type EngineRunResult } from './density/common.ts';
 import { runEngine } from './density/engine-runner.ts';
 import { runPeers, type PeerRunResult } from './density/peer-runner.ts';
 import { ratios, resultRows, targets, withMarginalRss, type EngineRunWithBase } from './density/report.ts';
@@ -71,17 +71,32 @@ const pool = buildConversationPool(INPUT_SAMPLE_RATE);
 log(`conversation pool: ${pool.map((c) => (c.pcm.length / INPUT_SAMPLE_RATE).toFixed(1)).join(', ')} s`);
 
 const engineRuns: EngineRunWithBase[] = [];
+const peerRuns: PeerRunResult[] = [];
+/** A run that failed is reported and skipped: one crash must not throw away the other runs' numbers. */
+const failedRuns: Array<{ arch: string; backend: string; calls: number; error: string }> = [];
+
 for (const backend of options.backends) {
   const common = { backend, seconds: options.seconds, warmupSeconds: options.warmupSeconds, workers: options.workers, turnWorkers: options.turnWorkers, tickMs: options.tickMs, seed: options.seed };
   log(`engine ${backend}: idle base`);
-  const idle: EngineRunResult = await runEngine({ ...common, calls: 0 });
-  engineRuns.push(withMarginalRss(idle, undefined));
+  let idle: EngineRunResult | undefined;
+  try {
+    idle = await runEngine({ ...common, calls: 0 });
+    engineRuns.push(withMarginalRss(idle, undefined));
+  } catch (error) {
+    failedRuns.push({ arch: 'engine', backend, calls: 0, error: String(error) });
+    log(`engine ${backend} idle base failed: ${String(error)}`);
+  }
   for (const calls of options.calls.filter((n) => n > 0)) {
     log(`engine ${backend}: ${calls} calls`);
     const cpuProfileDir = options.cpuProfile ? resolve(REPO_ROOT, '.cache', 'density-prof', `${backend}-${calls}-${Date.now()}`) : undefined;
-    const run = await runEngine({ ...common, calls, cpuProfileDir });
-    engineRuns.push(withMarginalRss(run, idle));
-    log(`engine ${backend} N=${calls}: frame p99 ${run.frameLatencyMs.p99.toFixed(1)} ms, stop→turn p95 ${run.stopToTurnDecisionMs.p95.toFixed(0)} ms, CPU ${run.cpuPercentTotal.toFixed(0)} %, RSS ${run.rssMb.mean.toFixed(0)} MB`);
+    try {
+      const run = await runEngine({ ...common, calls, cpuProfileDir });
+      engineRuns.push(withMarginalRss(run, idle));
+      log(`engine ${backend} N=${calls}: frame p99 ${fixed(run.frameLatencyMs.p99, 1)} ms, stop→turn p95 ${fixed(run.stopToTurnDecisionMs.p95, 0)} ms (${run.smartTurn.failures} failed batches), CPU ${fixed(run.cpuPercentTotal, 0)} %, RSS ${fixed(run.rssMb.mean, 0)} MB, others' CPU ${fixed(run.otherCpuPercent, 0)} %`);
+    } catch (error) {
+      failedRuns.push({ arch: 'engine', backend, calls, error: String(error) });
+      log(`engine ${backend} N=${calls} failed: ${String(error)}`);
+    }
     if (cpuProfileDir !== undefined) {
       log(`CPU profiles in ${cpuProfileDir}`);
       printProfileTops(cpuProfileDir, 12);
@@ -89,12 +104,16 @@ for (const backend of options.backends) {
   }
 }
 
-const peerRuns: PeerRunResult[] = [];
 for (const calls of options.peerCalls.filter((n) => n > 0)) {
   log(`peers: ${calls} processes`);
-  const run = await runPeers({ calls, seconds: options.seconds, warmupSeconds: options.warmupSeconds, seed: options.seed, threads: options.peerThreads, tickMs: options.tickMs }, log);
-  peerRuns.push(run);
-  log(`peers N=${calls}: frame p99 ${run.frameLatencyMs.p99.toFixed(1)} ms, stop→turn p95 ${run.stopToTurnDecisionMs.p95.toFixed(0)} ms, CPU ${run.cpuPercentTotal.toFixed(0)} %, RSS ${run.rssMb.mean.toFixed(0)} MB`);
+  try {
+    const run = await runPeers({ calls, seconds: options.seconds, warmupSeconds: options.warmupSeconds, seed: options.seed, threads: options.peerThreads, tickMs: options.tickMs }, log);
+    peerRuns.push(run);
+    log(`peers N=${calls}: frame p99 ${fixed(run.frameLatencyMs.p99, 1)} ms, stop→turn p95 ${fixed(run.stopToTurnDecisionMs.p95, 0)} ms, CPU ${fixed(run.cpuPercentTotal, 0)} %, RSS ${fixed(run.rssMb.mean, 0)} MB, others' CPU ${fixed(run.otherCpuPercent, 0)} %`);
+  } catch (error) {
+    failedRuns.push({ arch: 'peer', backend: 'native', calls, error: String(error) });
+    log(`peers N=${calls} failed: ${String(error)}`);
+  }
 }
 
 const loadAtEnd = loadavg();
@@ -114,6 +133,7 @@ if (ratioRows.length > 0) {
   console.table(ratioRows);
 }
 if (targetRows.length > 0) console.table(targetRows);
+if (failedRuns.length > 0) console.table(failedRuns);
 console.log(`load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}`);
 
 const commit = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim();
@@ -140,6 +160,7 @@ writeFileSync(
       peerRuns,
       ratios: ratioRows,
       targets: targetRows,
+      failedRuns,
     },
     null,
     2,

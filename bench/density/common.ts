@@ -44,6 +44,14 @@ export function loopDelayOverTimerMs(histogramMs: number): number {
   return Math.max(0, histogramMs - LOOP_MONITOR_RESOLUTION_MS);
 }
 
+/**
+ * A number for a log line; '-' for what JSON turned into null (NaN: no samples, e.g. no Smart Turn
+ * answer at all in a run where every request timed out).
+ */
+export function fixed(value: number | null | undefined, digits: number): string {
+  return typeof value === 'number' && Number.isFinite(value) ? value.toFixed(digits) : '-';
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

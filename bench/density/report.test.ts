@@ -97,6 +97,14 @@ describe('density report', () => {
     expect(met('native', 'no more CPU')).toBe(false); // peer 1 %, engine 2 %
   });
 
+  it('fails a latency target that has no samples at all (NaN became null in JSON)', () => {
+    const none = { count: 0, p50: null, p95: null, p99: null, max: null } as unknown as EngineRunResult['frameLatencyMs'];
+    const run = withMarginalRss(engineRun(100, { stopToTurnDecisionMs: none, frameLatencyMs: none }), idle);
+    const result = targets([run], []);
+    expect(result.find((t) => t.target.startsWith('stop-to-decision'))?.met).toBe(false);
+    expect(result.find((t) => t.target.startsWith('p99 frame'))?.met).toBe(false);
+  });
+
   it('makes one table row per run with calls, the idle base left out', () => {
     const rows = resultRows([withMarginalRss(idle, undefined), withMarginalRss(engineRun(25), idle)], [peerRun(10, 180, 4)]);
     expect(rows.map((r) => [r.arch, r.N])).toEqual([

@@ -111,19 +111,24 @@ export interface Target {
   met: boolean | null;
 }
 
+/** JSON turns NaN (no samples) into null, and `null < 20` is true in JavaScript: only a real number passes. */
+function below(value: number | null, limit: number): boolean {
+  return typeof value === 'number' && Number.isFinite(value) && value < limit;
+}
+
 /** The density targets of the project, judged on every engine run they apply to. */
 export function targets(engineRuns: EngineRunWithBase[], ratioRows: Ratio[]): Target[] {
   const out: Target[] = [];
   for (const r of engineRuns) {
     if (r.calls < 100) continue;
-    out.push({ target: 'p99 frame-to-decision < 20 ms at >= 100 calls', backend: r.backend, N: r.calls, value: `${round(r.frameLatencyMs.p99)} ms`, met: r.frameLatencyMs.p99 < 20 });
+    out.push({ target: 'p99 frame-to-decision < 20 ms at >= 100 calls', backend: r.backend, N: r.calls, value: `${round(r.frameLatencyMs.p99) ?? '-'} ms`, met: below(r.frameLatencyMs.p99, 20) });
     out.push({ target: 'zero drops at >= 100 calls', backend: r.backend, N: r.calls, value: `${r.droppedSamples} samples`, met: r.droppedSamples === 0 });
     out.push({
       target: 'stop-to-decision p95 < 250 ms at >= 100 calls',
       backend: r.backend,
       N: r.calls,
-      value: `${round(r.stopToTurnDecisionMs.p95, 0)} ms (${r.smartTurn.failures} failed batches)`,
-      met: r.stopToTurnDecisionMs.p95 < 250 && r.smartTurn.failures === 0,
+      value: `${round(r.stopToTurnDecisionMs.p95, 0) ?? 'no answer'} ms (${r.smartTurn.failures} failed batches)`,
+      met: below(r.stopToTurnDecisionMs.p95, 250) && r.smartTurn.failures === 0,
     });
   }
   for (const ratio of ratioRows) {
