@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { VoiceError } from '../errors.ts';
-import { DeepgramFakeServer } from '../../test/fakes/deepgram-server.ts';
-import { concatPcm, silence, synthesizeSpeech } from '../../test/fakes/speech.ts';
+import { DeepgramFakeServer } from './local/deepgram-server.ts';
+import { concatPcm, silence, synthesizeSpeech } from './local/speech.ts';
 import { DeepgramStt, type DeepgramSttOptions } from './deepgram-stt.ts';
 import type { SttStream, TranscriptResult } from './stt.ts';
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ElevenLabsFakeServer } from '../../test/fakes/elevenlabs-server.ts';
-import { concatPcm, rms, synthesizeSpeech } from '../../test/fakes/speech.ts';
+import { ElevenLabsFakeServer } from './local/elevenlabs-server.ts';
+import { concatPcm, rms, synthesizeSpeech } from './local/speech.ts';
 import type { VoiceError } from '../errors.ts';
 import { ElevenLabsTts, type ElevenLabsTtsOptions } from './elevenlabs-tts.ts';
 import type { TtsAudio } from './tts.ts';

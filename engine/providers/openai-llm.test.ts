@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { OpenAiFakeServer, defaultResponder } from '../../test/fakes/openai-server.ts';
+import { OpenAiFakeServer, defaultResponder } from './local/openai-server.ts';
 import type { VoiceError } from '../errors.ts';
 import { OpenAiLlm } from './openai-llm.ts';
 import type { ChatMessage, LlmChunk, ToolSpec } from './llm.ts';

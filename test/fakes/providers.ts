@@ -3,7 +3,7 @@ import { ProviderAbortedError } from '../../engine/providers/errors.ts';
 import type { ChatMessage, LanguageModel, LlmChunk, LlmRequest, ToolSpec } from '../../engine/providers/llm.ts';
 import type { SpeechToText, SttStream, SttStreamOptions, TranscriptResult } from '../../engine/providers/stt.ts';
 import type { TextToSpeech, TtsAudio } from '../../engine/providers/tts.ts';
-import { delay } from './net.ts';
+import { delay } from '../../engine/providers/local/net.ts';
 
 /**
  * In-process providers for unit tests of the engine ("these frames in, these events out") that need

@@ -13,9 +13,9 @@ import { DeepgramStt } from '../../engine/providers/deepgram-stt.ts';
 import { OpenAiLlm } from '../../engine/providers/openai-llm.ts';
 import { ElevenLabsTts } from '../../engine/providers/elevenlabs-tts.ts';
 import { resolveModel } from '../../models/model-manager.ts';
-import { DeepgramFakeServer } from '../fakes/deepgram-server.ts';
-import { OpenAiFakeServer } from '../fakes/openai-server.ts';
-import { ElevenLabsFakeServer } from '../fakes/elevenlabs-server.ts';
+import { DeepgramFakeServer } from '../../engine/providers/local/deepgram-server.ts';
+import { OpenAiFakeServer } from '../../engine/providers/local/openai-server.ts';
+import { ElevenLabsFakeServer } from '../../engine/providers/local/elevenlabs-server.ts';
 import { TestCaller } from './caller.ts';
 
 export interface VoiceHarness {

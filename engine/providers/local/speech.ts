@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process';
  */
 
 const cache = new Map<string, Promise<Int16Array>>();
+/** The product's offline TTS stand-in lives for days: keep the cache bounded (oldest entry goes first). */
+const MAX_CACHED = 256;
 
 export interface SpeechOptions {
   /** espeak-ng voice. Default `en-us`. */
@@ -14,7 +16,7 @@ export interface SpeechOptions {
   wordsPerMinute?: number;
 }
 
-/** Speak `text` at `sampleRate`; results are cached per (text, rate, options) for the process. */
+/** Speak `text` at `sampleRate`; the latest results are cached per (text, rate, options). */
 export function synthesizeSpeech(text: string, sampleRate: number, options: SpeechOptions = {}): Promise<Int16Array> {
   const voice = options.voice ?? 'en-us';
   const wordsPerMinute = options.wordsPerMinute ?? 170;
@@ -24,6 +26,7 @@ export function synthesizeSpeech(text: string, sampleRate: number, options: Spee
     pending = runEspeak(text, sampleRate, voice, wordsPerMinute);
     pending.catch(() => cache.delete(key));
     cache.set(key, pending);
+    if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value as string);
   }
   return pending;
 }

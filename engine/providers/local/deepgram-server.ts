@@ -33,6 +33,12 @@ export interface DeepgramFakeOptions {
   messageDelayMs?: number;
   /** Close with 1011 after this long without audio or a text message, like the real NET-0001. Default 10 000 ms. */
   idleTimeoutMs?: number;
+  /**
+   * Text for a segment of one connection (`index` counts from 1 per connection; `durationMs` is the
+   * speech so far). When set it replaces the script, so that an offline stand-in can say what it heard
+   * without pretending to recognise words.
+   */
+  transcribe?: (segment: { index: number; durationMs: number }) => string;
 }
 
 /** Failure injected into an upcoming connection. */
@@ -87,7 +93,8 @@ export class DeepgramFakeServer {
   private readonly http: Server;
   private readonly tracker: SocketTracker;
   private readonly wss: WsServer;
-  private readonly options: Required<Omit<DeepgramFakeOptions, 'apiKey'>> & { apiKey: string | undefined };
+  private readonly options: Required<Omit<DeepgramFakeOptions, 'apiKey' | 'transcribe'>> & { apiKey: string | undefined };
+  private readonly transcribe: DeepgramFakeOptions['transcribe'];
   private readonly failures = new FailurePlan<DeepgramFailure>();
   private readonly live = new Set<LiveConnection>();
   private script: string[] = [];
@@ -108,6 +115,7 @@ export class DeepgramFakeServer {
       messageDelayMs: options.messageDelayMs ?? 0,
       idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
     };
+    this.transcribe = options.transcribe;
     this.wss = new WebSocketServer({ noServer: true });
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
     http.on('request', (_req, res) => {
@@ -159,6 +167,11 @@ export class DeepgramFakeServer {
 
   consumeFinal(): void {
     this.finalSegments++;
+  }
+
+  /** Text of a connection's segment: the `transcribe` option when given, else the shared script. */
+  textForSegment(index: number, durationMs: number): string {
+    return this.transcribe ? this.transcribe({ index, durationMs }) : this.textForNextFinal();
   }
 
   forget(c: LiveConnection): void {
@@ -229,6 +242,8 @@ class LiveConnection {
   private windowStartSample = 0;
   private speechRunFrames = 0;
   private segment: Segment | undefined;
+  /** Final segments of this connection so far. */
+  private finals = 0;
   private lastWordEndSample: number | undefined;
   private sendChain: Promise<void> = Promise.resolve();
   private sentCount = 0;
@@ -240,7 +255,7 @@ class LiveConnection {
     server: DeepgramFakeServer,
     ws: WsSocket,
     record: DeepgramConnectionRecord,
-    options: Required<Omit<DeepgramFakeOptions, 'apiKey'>>,
+    options: Required<Omit<DeepgramFakeOptions, 'apiKey' | 'transcribe'>>,
     dropPlan: { afterMs?: number; afterMessages?: number; afterAudioMs?: number } | undefined,
   ) {
     this.server = server;
@@ -389,7 +404,7 @@ class LiveConnection {
     if (this.interimResults && frameEnd - seg.lastInterimSample >= this.interimSamples) {
       seg.lastInterimSample = frameEnd;
       seg.interimCount++;
-      const words = this.server.textForNextFinal().split(/\s+/).filter(Boolean);
+      const words = this.segmentText(seg).split(/\s+/).filter(Boolean);
       const shown = words.slice(0, Math.min(words.length, seg.interimCount));
       this.send(this.results(shown, seg.startSample, seg.lastSpeechEndSample, { isFinal: false, speechFinal: false }));
     }
@@ -408,12 +423,17 @@ class LiveConnection {
   private emitFinal(fromFinalize: boolean, speechFinal: boolean): void {
     const seg = this.segment;
     if (seg === undefined) return;
-    const words = this.server.textForNextFinal().split(/\s+/).filter(Boolean);
+    const words = this.segmentText(seg).split(/\s+/).filter(Boolean);
+    this.finals++;
     this.server.consumeFinal();
     this.send(this.results(words, seg.startSample, seg.lastSpeechEndSample, { isFinal: true, speechFinal, fromFinalize }));
     this.lastWordEndSample = seg.lastSpeechEndSample;
     this.windowStartSample = this.samplesProcessed;
     this.segment = undefined;
+  }
+
+  private segmentText(seg: Segment): string {
+    return this.server.textForSegment(this.finals + 1, ((seg.lastSpeechEndSample - seg.startSample) * 1000) / this.sampleRate);
   }
 
   private closeStream(): void {
