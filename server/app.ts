@@ -11,6 +11,7 @@ import { EventHub } from './event-hub.ts';
 import type { LiveKitGateway } from './livekit.ts';
 import { authPlugin } from './routes/auth.ts';
 import { callsRoutes } from './routes/calls.ts';
+import { consoleRoutes, type RuntimeInfo } from './routes/console.ts';
 import { errorsPlugin } from './routes/errors.ts';
 import { eventsStreamRoutes } from './routes/events-stream.ts';
 import { handoffRoutes } from './routes/handoff.ts';
@@ -28,6 +29,8 @@ export interface AppDeps {
   outbox: OutboxPort;
   engine: CallEngine;
   livekit: LiveKitGateway;
+  /** What runs where (LiveKit, store, models, providers), for `/v1/engine` and the live page; set by main.ts. */
+  runtime?: RuntimeInfo;
   /** Fastify logger option; defaults to pino at `config.http.logLevel`. */
   logger?: FastifyServerOptions['logger'];
 }
@@ -89,6 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(recordingRoutes, { ctx });
   await app.register(webhooksRoutes, { ctx });
   await app.register(eventsStreamRoutes, { ctx });
+  await app.register(consoleRoutes, { ctx, runtime: deps.runtime });
 
   const disconnect = connectEngineEvents(deps.engine, deps.outbox, hub, ctx.metrics, app.log);
   app.addHook('onClose', async () => {

@@ -1,0 +1,314 @@
+/**
+ * Simulated callers: @livekit/rtc-node participants that join a call's LiveKit room the way a phone
+ * caller's media gateway would, speak espeak-ng sentences with pauses, wait for the bot to answer, and
+ * measure when its answer becomes audible. The live page adds them to watch density; `npm run
+ * simulate` runs a fleet of them against a separate engine process.
+ *
+ * Pacing comes from the AudioSource's small queue: `captureFrame` resolves only once the frame fits, so
+ * one await per 20 ms frame is real time without a timer per caller.
+ */
+import { AudioFrame, AudioSource, AudioStream, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, type RemoteTrack } from '@livekit/rtc-node';
+import { LatencyRecorder } from '../../engine/metrics/latency-recorder.ts';
+import { synthesizeSpeech } from '../../engine/providers/local/speech.ts';
+
+const SAMPLE_RATE = 48_000;
+const FRAME_SAMPLES = 960; // 20 ms, what a telephony gateway sends
+const SOURCE_QUEUE_MS = 100;
+/** RMS (16-bit units) above which a received frame counts as the bot speaking. */
+const AUDIBLE_RMS = 300;
+
+/** What a caller to a dispatch line says; short sentences so that turns come often. */
+export const CALLER_SENTENCES: readonly string[] = [
+  'Hi, this is driver forty two.',
+  'I am at the loading dock now.',
+  'The gate code does not work.',
+  'I will be twenty minutes late because of traffic.',
+  'Which bay should I back into?',
+  'I have two pallets left on board.',
+  'Can you send someone to help?',
+  'Thanks, that helps a lot.',
+];
+
+/** A call placed for a simulated caller (the answer of `POST /v1/calls`). */
+export interface PlacedCall {
+  callId: string;
+  livekitUrl: string;
+  callerToken: string;
+}
+
+export interface SimulatedCallerStats {
+  utterances: number;
+  botResponses: number;
+  /** Turns where the bot stayed silent for {@link SimulatedCallerOptions.answerTimeoutMs}. */
+  unanswered: number;
+}
+
+export interface SimulatedCallerOptions {
+  /** Longest wait for the bot to start answering after the caller stops. Default 8000 ms. */
+  answerTimeoutMs: number;
+  /** Pause after the bot finished, before the caller speaks again (random in this range). */
+  pauseMs: [number, number];
+  /** First utterance after this delay (spreads callers' turns over time). */
+  startDelayMs: number;
+}
+
+const DEFAULT_OPTIONS: SimulatedCallerOptions = { answerTimeoutMs: 8000, pauseMs: [600, 2000], startDelayMs: 0 };
+
+function rms(pcm: Int16Array): number {
+  let sum = 0;
+  for (let i = 0; i < pcm.length; i++) sum += pcm[i] * pcm[i];
+  return Math.sqrt(sum / Math.max(1, pcm.length));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export class SimulatedCaller {
+  readonly callId: string;
+  readonly stats: SimulatedCallerStats = { utterances: 0, botResponses: 0, unanswered: 0 };
+  #room = new Room();
+  #source = new AudioSource(SAMPLE_RATE, 1, SOURCE_QUEUE_MS);
+  #track: LocalAudioTrack | null = null;
+  #readers: Array<ReadableStreamDefaultReader<AudioFrame>> = [];
+  #abort = new AbortController();
+  #options: SimulatedCallerOptions;
+  #latency: LatencyRecorder;
+  #botAudibleAt = 0;
+  #botSilentSince = performance.now();
+  #running: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  private constructor(callId: string, options: SimulatedCallerOptions, latency: LatencyRecorder) {
+    this.callId = callId;
+    this.#options = options;
+    this.#latency = latency;
+  }
+
+  /** Joins the call's room, publishes the microphone and starts talking. */
+  static async join(call: PlacedCall, latency: LatencyRecorder, options: Partial<SimulatedCallerOptions> = {}): Promise<SimulatedCaller> {
+    const caller = new SimulatedCaller(call.callId, { ...DEFAULT_OPTIONS, ...options }, latency);
+    caller.#room.on(RoomEvent.TrackSubscribed, (track) => caller.#listen(track));
+    try {
+      await caller.#room.connect(call.livekitUrl, call.callerToken, { autoSubscribe: true, dynacast: false });
+      caller.#track = LocalAudioTrack.createAudioTrack('microphone', caller.#source);
+      const publish = new TrackPublishOptions();
+      publish.source = TrackSource.SOURCE_MICROPHONE;
+      await caller.#room.localParticipant!.publishTrack(caller.#track, publish);
+    } catch (error) {
+      await caller.close();
+      throw error;
+    }
+    caller.#running = caller.#talk();
+    return caller;
+  }
+
+  #listen(track: RemoteTrack): void {
+    if (track.kind !== TrackKind.KIND_AUDIO) return;
+    // 16 kHz is enough to tell speech from silence and costs a third of 48 kHz to move.
+    const reader = new AudioStream(track, { sampleRate: 16_000, numChannels: 1 }).getReader();
+    this.#readers.push(reader);
+    void (async () => {
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          const now = performance.now();
+          if (rms(value.data) > AUDIBLE_RMS) {
+            if (this.#botAudibleAt <= this.#botSilentSince) this.#botAudibleAt = now;
+            this.#botSilentSince = Infinity;
+          } else if (this.#botSilentSince === Infinity) {
+            this.#botSilentSince = now;
+          }
+        }
+      } catch {
+        // the stream ends when the room closes
+      }
+    })();
+  }
+
+  /** Whether the bot has been audible at or after `since`. */
+  #botStartedAfter(since: number): boolean {
+    return this.#botAudibleAt >= since;
+  }
+
+  #botQuietFor(ms: number): boolean {
+    return this.#botSilentSince !== Infinity && performance.now() - this.#botSilentSince >= ms;
+  }
+
+  async #talk(): Promise<void> {
+    const signal = this.#abort.signal;
+    const silence = new Int16Array(FRAME_SAMPLES);
+    // Silence keeps flowing while nothing is said, as from a real microphone.
+    const silentFor = async (ms: number): Promise<void> => {
+      const until = performance.now() + ms;
+      while (!signal.aborted && performance.now() < until) await this.#capture(silence);
+    };
+    await silentFor(this.#options.startDelayMs);
+    let index = Math.floor(Math.random() * CALLER_SENTENCES.length);
+    while (!signal.aborted) {
+      const pcm = await synthesizeSpeech(CALLER_SENTENCES[index % CALLER_SENTENCES.length], SAMPLE_RATE);
+      index++;
+      for (let offset = 0; offset < pcm.length && !signal.aborted; offset += FRAME_SAMPLES) {
+        const frame = new Int16Array(FRAME_SAMPLES);
+        frame.set(pcm.subarray(offset, offset + FRAME_SAMPLES));
+        await this.#capture(frame);
+      }
+      if (signal.aborted) return;
+      // The last frame is still in the source's queue when captureFrame resolves.
+      const stoppedAt = performance.now() + SOURCE_QUEUE_MS / 2;
+      this.stats.utterances++;
+      const deadline = stoppedAt + this.#options.answerTimeoutMs;
+      while (!signal.aborted && !this.#botStartedAfter(stoppedAt) && performance.now() < deadline) await this.#capture(silence);
+      if (signal.aborted) return;
+      if (this.#botStartedAfter(stoppedAt)) {
+        this.stats.botResponses++;
+        this.#latency.record(this.#botAudibleAt - stoppedAt);
+        // Let the bot finish (bounded) instead of talking over it: barge-in is not what is measured here.
+        const finishBy = performance.now() + 15_000;
+        while (!signal.aborted && !this.#botQuietFor(600) && performance.now() < finishBy) await this.#capture(silence);
+      } else {
+        this.stats.unanswered++;
+      }
+      const [low, high] = this.#options.pauseMs;
+      await silentFor(low + Math.random() * (high - low));
+    }
+  }
+
+  async #capture(frame: Int16Array): Promise<void> {
+    try {
+      await this.#source.captureFrame(new AudioFrame(frame, SAMPLE_RATE, 1, FRAME_SAMPLES));
+    } catch {
+      // Closed under us: wait a frame so that the loop does not spin until it sees the abort.
+      await sleep(20, this.#abort.signal);
+    }
+  }
+
+  /** Hangs up. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort();
+    await this.#running.catch(() => {});
+    for (const reader of this.#readers) await reader.cancel().catch(() => {});
+    await this.#room.disconnect().catch(() => {});
+    await this.#track?.close().catch(() => {});
+    await this.#source.close().catch(() => {});
+  }
+}
+
+export interface FleetStats {
+  callers: number;
+  /** Calls that could not be placed or joined. */
+  failed: number;
+  utterances: number;
+  botResponses: number;
+  unanswered: number;
+  /** Caller-side: end of the caller's speech to the bot's first audible frame. */
+  responseLatencyMs: { count: number; p50: number; p95: number; p99: number; max: number };
+}
+
+export interface CallerFleetOptions {
+  /** Creates a call (room, caller token, bot) and returns where to join. */
+  placeCall(): Promise<PlacedCall>;
+  /** Ends the call through the API; failures are ignored (the room may be gone). */
+  endCall(callId: string): Promise<void>;
+  caller?: Partial<SimulatedCallerOptions>;
+  /** Told about callers that could not be placed. */
+  onError?(error: unknown): void;
+}
+
+/** A group of simulated callers added and removed together. */
+export class CallerFleet {
+  #options: CallerFleetOptions;
+  #callers = new Map<string, SimulatedCaller>();
+  #ended = { utterances: 0, botResponses: 0, unanswered: 0 };
+  #failed = 0;
+  #latency = new LatencyRecorder();
+  #closed = false;
+
+  constructor(options: CallerFleetOptions) {
+    this.#options = options;
+  }
+
+  get size(): number {
+    return this.#callers.size;
+  }
+
+  /**
+   * Places `count` calls (a few at a time, so the engine's start-up work is spread out) and has a caller
+   * join each. Returns the ids of the calls that are now talking.
+   */
+  async add(count: number, opts: { concurrency?: number; spreadMs?: number } = {}): Promise<string[]> {
+    const added: string[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < count && !this.#closed) {
+        next++;
+        let placed: PlacedCall | undefined;
+        try {
+          placed = await this.#options.placeCall();
+          const startDelayMs = Math.random() * (opts.spreadMs ?? 3000);
+          const caller = await SimulatedCaller.join(placed, this.#latency, { ...this.#options.caller, startDelayMs });
+          if (this.#closed) {
+            await caller.close();
+            return;
+          }
+          this.#callers.set(caller.callId, caller);
+          added.push(caller.callId);
+        } catch (error) {
+          this.#failed++;
+          if (placed !== undefined) await this.#options.endCall(placed.callId).catch(() => {});
+          this.#options.onError?.(error);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 4, count)) }, worker));
+    return added;
+  }
+
+  has(callId: string): boolean {
+    return this.#callers.has(callId);
+  }
+
+  stats(): FleetStats {
+    const totals = { ...this.#ended };
+    for (const caller of this.#callers.values()) {
+      totals.utterances += caller.stats.utterances;
+      totals.botResponses += caller.stats.botResponses;
+      totals.unanswered += caller.stats.unanswered;
+    }
+    return { callers: this.#callers.size, failed: this.#failed, ...totals, responseLatencyMs: this.#latency.summary() };
+  }
+
+  /** Hangs every caller up and ends their calls. */
+  async removeAll(): Promise<void> {
+    const callers = [...this.#callers.values()];
+    this.#callers.clear();
+    await Promise.all(
+      callers.map(async (caller) => {
+        await caller.close();
+        this.#ended.utterances += caller.stats.utterances;
+        this.#ended.botResponses += caller.stats.botResponses;
+        this.#ended.unanswered += caller.stats.unanswered;
+        await this.#options.endCall(caller.callId).catch(() => {});
+      }),
+    );
+  }
+
+  /** Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.removeAll();
+  }
+}

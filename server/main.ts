@@ -1,0 +1,243 @@
+/**
+ * `npm start`: the whole engine in one process with embedded defaults. Configuration is read once; what
+ * is not configured is started locally: a LiveKit server on loopback (built on first use), the embedded
+ * store under DATA_DIR, and offline stand-ins for any provider without a key. The first screenful says
+ * what runs where. SIGINT/SIGTERM close everything in order: app, engine, media, stand-ins, outbox,
+ * store, local LiveKit.
+ */
+import { randomBytes } from 'node:crypto';
+import { dispose } from '@livekit/rtc-node';
+import type { FastifyInstance } from 'fastify';
+import { MediaEngine } from '../engine/media-engine.ts';
+import { VoiceEngine } from '../engine/voice-engine.ts';
+import { resolveModel } from '../models/model-manager.ts';
+import { buildApp } from './app.ts';
+import { loadConfig, startupNotices, type Config } from './config.ts';
+import { createLiveKitClients } from './livekit.ts';
+import { ensureLiveKitBinary, freeLoopbackPort, MIN_SECRET_LENGTH, startLocalLiveKit, type LocalLiveKit } from './local-livekit.ts';
+import { outboxPort } from './outbox-port.ts';
+import { startProviders, type Providers } from './providers.ts';
+import type { RuntimeInfo } from './routes/console.ts';
+import { openCallStore } from './store/open-store.ts';
+import { Outbox } from './store/outbox.ts';
+import type { CallStore } from './store/call-store.ts';
+
+export interface RunningServer {
+  /** The configuration as used: the local LiveKit's URL and secret, the port actually bound. */
+  config: Config;
+  app: FastifyInstance;
+  /** `http://HOST:PORT` as clients on this machine reach it. */
+  baseUrl: string;
+  /** The live page; carries the generated dev key in its fragment when there is one. */
+  pageUrl: string;
+  runtime: RuntimeInfo;
+  engine: VoiceEngine;
+  media: MediaEngine;
+  providers: Providers;
+  /** The loopback LiveKit server when `LIVEKIT_URL` was unset. */
+  localLiveKit: LocalLiveKit | null;
+  /** Closes everything in order. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Start-up progress lines, before the app's own logger exists. */
+export type ProgressLog = (line: string) => void;
+
+function withOverrides(config: Config, http: Partial<Config['http']>, livekit: Partial<Config['livekit']>): Config {
+  return Object.freeze({ ...config, http: Object.freeze({ ...config.http, ...http }), livekit: Object.freeze({ ...config.livekit, ...livekit }) });
+}
+
+/** Starts every part; on failure, closes what already started and rethrows. */
+export async function startServer(loaded: Config, log: ProgressLog): Promise<RunningServer> {
+  const cleanup: Array<{ what: string; close: () => Promise<unknown> }> = [];
+  const closeAll = async (): Promise<void> => {
+    // Reverse start order: the app stops taking requests before the engine goes, the store last but LiveKit.
+    for (const step of cleanup.reverse()) {
+      try {
+        await step.close();
+      } catch (error) {
+        log(`closing ${step.what} failed: ${(error as Error).message}`);
+      }
+    }
+    cleanup.length = 0;
+  };
+  try {
+    let config = loaded;
+    let localLiveKit: LocalLiveKit | null = null;
+    if (config.livekit.embedded) {
+      // LiveKit must know the webhook URL before the app listens, so the port is chosen first.
+      const port = config.http.port === 0 ? await freeLoopbackPort() : config.http.port;
+      // The defaults (devkey/secret) match `livekit-server --dev`; a real server wants a longer secret.
+      const apiSecret = config.livekit.apiSecret.length >= MIN_SECRET_LENGTH ? config.livekit.apiSecret : randomBytes(24).toString('hex');
+      await ensureLiveKitBinary(log);
+      log('starting a local LiveKit server on 127.0.0.1 ...');
+      localLiveKit = await startLocalLiveKit({ apiKey: config.livekit.apiKey, apiSecret, webhookUrls: [`http://127.0.0.1:${port}/v1/livekit/webhook`] });
+      const started = localLiveKit;
+      cleanup.push({ what: 'local LiveKit', close: () => started.stop() });
+      config = withOverrides(config, { port }, { url: localLiveKit.url, apiSecret });
+    }
+
+    const store: CallStore = openCallStore({ dataDir: config.store.dataDir, mongodbUri: config.store.mongodbUri });
+    cleanup.push({ what: 'store', close: () => store.close() });
+    const outbox = Outbox.open({ dataDir: config.store.dataDir, store });
+    cleanup.push({ what: 'outbox', close: () => outbox.close() });
+
+    log('resolving models ...');
+    const [vadPath, smartTurnPath] = await Promise.all([
+      resolveModel('silero-vad-v6', { log }),
+      resolveModel('smart-turn-v3.2', { modelPath: config.engine.smartTurn.modelPath, allowHub: config.engine.allowModelHub, log }),
+    ]);
+
+    const providers = await startProviders(config.providers);
+    cleanup.push({ what: 'provider stand-ins', close: () => providers.close() });
+
+    log(`starting the media engine (${config.engine.workers} media + ${config.engine.turnWorkers} Smart Turn workers, warming up) ...`);
+    const media = await MediaEngine.start({
+      models: { vadPath, smartTurnPath },
+      workers: config.engine.workers,
+      turnWorkers: config.engine.turnWorkers,
+      vadBackend: config.engine.vadBackend,
+      smartTurnBackend: config.engine.smartTurnBackend,
+      vad: {
+        confidence: config.engine.vad.startThreshold,
+        exitConfidence: config.engine.vad.stopThreshold,
+        startMs: config.engine.vad.startMs,
+        stopMs: config.engine.vad.stopMs,
+      },
+      turn: { silenceFallbackMs: config.engine.smartTurn.silenceFallbackMs },
+    });
+    cleanup.push({ what: 'media engine', close: () => media.close() });
+
+    let app: FastifyInstance | undefined;
+    const engine = new VoiceEngine({
+      media,
+      livekit: { url: config.livekit.url, apiKey: config.livekit.apiKey, apiSecret: config.livekit.apiSecret },
+      providers: { stt: providers.stt, llm: providers.llm, tts: providers.tts },
+      maxCalls: config.engine.maxCalls,
+      call: {
+        interruption: { minSpeechMs: config.bargeIn.minSpeechMs, minWords: config.bargeIn.minWords, falseInterruptionTimeoutMs: config.bargeIn.resumeMs },
+      },
+      onListenerError: (error) => app?.log.warn({ err: error }, 'engine event listener failed'),
+    });
+    cleanup.push({ what: 'voice engine', close: () => engine.close() });
+
+    const runtime: RuntimeInfo = {
+      livekit: { url: config.livekit.url, local: localLiveKit !== null },
+      store: config.store.mongodbUri !== undefined ? `MongoDB (${redactUri(config.store.mongodbUri)})` : `embedded SQLite in ${config.store.dataDir}`,
+      models: { vad: vadPath, smartTurn: smartTurnPath },
+      engine: { vadBackend: config.engine.vadBackend, smartTurnBackend: config.engine.smartTurnBackend, workers: config.engine.workers, turnWorkers: config.engine.turnWorkers },
+      providers: providers.info,
+    };
+    const warnLog = { warn: (obj: unknown, msg?: string) => app?.log.warn(obj, msg) };
+    app = await buildApp({ config, store, outbox: outboxPort(outbox, store, warnLog), engine, livekit: createLiveKitClients(config.livekit), runtime });
+    const listening = app;
+    cleanup.push({ what: 'HTTP app', close: () => listening.close() });
+    await app.listen({ host: config.http.host, port: config.http.port });
+    const address = app.server.address();
+    const port = address !== null && typeof address === 'object' ? address.port : config.http.port;
+    const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+    const baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    config = withOverrides(config, { port }, {});
+    const devKey = config.auth.generatedDevKey;
+    const pageUrl = `${baseUrl}/console/${devKey !== undefined ? `#key=${devKey}` : ''}`;
+
+    let closing: Promise<void> | undefined;
+    return { config, app, baseUrl, pageUrl, runtime, engine, media, providers, localLiveKit, close: () => (closing ??= closeAll()) };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+function redactUri(uri: string): string {
+  try {
+    const url = new URL(uri);
+    if (url.password !== '') url.password = '***';
+    return url.toString();
+  } catch {
+    return 'configured';
+  }
+}
+
+/** The first screenful: what runs where, and how to get in. */
+export function banner(server: RunningServer): string {
+  const { config, runtime } = server;
+  const p = runtime.providers;
+  const provider = (role: string, info: RuntimeInfo['providers']['stt']) =>
+    `  ${role.padEnd(5)} ${info.kind === 'stand-in' ? 'OFFLINE STAND-IN' : 'real          '}  ${info.label}  ${info.url}`;
+  const lines = [
+    '',
+    '================ voice-density-engine is running ================',
+    `  HTTP API     ${server.baseUrl}   (OpenAPI: ${server.baseUrl}/openapi.json, health: ${server.baseUrl}/readyz)`,
+    `  Live page    ${server.pageUrl}`,
+    config.auth.generatedDevKey !== undefined
+      ? `               (the dev key is in the URL fragment; API calls use: Authorization: Bearer ${config.auth.generatedDevKey})`
+      : '               (paste one of your API_KEYS into the page when it asks)',
+    `  LiveKit      ${runtime.livekit.url}   ${runtime.livekit.local ? `local server on loopback (log: ${server.localLiveKit?.logPath})` : 'external (LIVEKIT_URL)'}`,
+    `  Store        ${runtime.store}`,
+    `  Models       Silero VAD ${runtime.models.vad}`,
+    `               Smart Turn ${runtime.models.smartTurn}`,
+    `  Engine       VAD on ${runtime.engine.vadBackend}, Smart Turn on ${runtime.engine.smartTurnBackend}; ${runtime.engine.workers} media + ${runtime.engine.turnWorkers} turn workers; up to ${config.engine.maxCalls} calls`,
+    '  Providers',
+    provider('stt', p.stt),
+    provider('llm', p.llm),
+    provider('tts', p.tts),
+  ];
+  if (Object.values(p).some((i) => i.kind === 'stand-in')) {
+    lines.push(
+      '  Offline stand-ins keep the loop audible without keys: the recogniser reports "utterance N (x.x s)",',
+      '  the LLM acknowledges it and espeak-ng speaks. Set DEEPGRAM_API_KEY, OPENAI_API_KEY, ELEVENLABS_API_KEY for real ones.',
+    );
+  }
+  lines.push('  Stop with Ctrl-C.', '=================================================================', '');
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const progress: ProgressLog = (line) => process.stdout.write(`[start] ${line}\n`);
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    process.exit(2);
+  }
+  for (const notice of startupNotices(config)) progress(notice);
+
+  let server: RunningServer | undefined;
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    progress(`${signal}: closing app, engine, media, stand-ins, outbox, store${server?.localLiveKit ? ', local LiveKit' : ''} ...`);
+    // A second signal, or a close that hangs, must still end the process.
+    const force = setTimeout(() => {
+      progress('closing took too long; exiting');
+      process.exit(1);
+    }, 20_000);
+    force.unref();
+    await server?.close();
+    // rtc-node's native runtime keeps the process alive until it is disposed.
+    await dispose().catch(() => {});
+    progress('stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  try {
+    server = await startServer(config, progress);
+  } catch (error) {
+    process.stderr.write(`start-up failed: ${(error as Error).stack ?? String(error)}\n`);
+    await dispose().catch(() => {});
+    process.exit(1);
+  }
+  if (stopping) {
+    await server.close();
+    return;
+  }
+  process.stdout.write(`${banner(server)}\n`);
+  server.app.log.info({ runtime: server.runtime }, 'ready');
+}
+
+if (import.meta.main) await main();

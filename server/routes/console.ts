@@ -1,0 +1,289 @@
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { EngineEvent } from '../call-engine.ts';
+import type { AppContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { COMMON_ERRORS, errors } from '../schemas.ts';
+import type { CallerFleet, FleetStats, PlacedCall } from '../console/simulated-callers.ts';
+
+/** What runs where, as `server/main.ts` started it; shown by `GET /v1/engine` and the live page. */
+export interface RuntimeInfo {
+  livekit: { url: string; local: boolean };
+  store: string;
+  models: { vad: string; smartTurn: string };
+  engine: { vadBackend: string; smartTurnBackend: string; workers: number; turnWorkers: number };
+  providers: Record<'stt' | 'llm' | 'tts', { kind: 'real' | 'stand-in'; label: string; url: string }>;
+}
+
+export interface ConsoleOptions extends Record<string, unknown> {
+  ctx: AppContext;
+  /** Absent in tests that build the app without `main.ts`; the page then shows what the engine reports. */
+  runtime?: RuntimeInfo;
+}
+
+/** Simulated callers one request may add; the engine's own admission limit still applies. */
+export const MAX_SIMULATED_PER_REQUEST = 50;
+/** Calls listed by `GET /v1/engine`, newest first. */
+const MAX_LISTED_CALLS = 200;
+const CPU_SAMPLE_MS = 1000;
+
+const STATIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'console', 'public');
+const STATIC_FILES: Record<string, string> = {
+  'index.html': 'text/html; charset=utf-8',
+  'app.js': 'text/javascript; charset=utf-8',
+  'timeline.js': 'text/javascript; charset=utf-8',
+  'style.css': 'text/css; charset=utf-8',
+};
+
+interface LiveCall {
+  callId: string;
+  startedAt: string;
+  botState: string;
+  simulated: boolean;
+  turns: number;
+  lastResponseMs: number | null;
+}
+
+const LiveCallSchema = Type.Object({
+  callId: Type.String(),
+  startedAt: Type.String(),
+  botState: Type.String(),
+  simulated: Type.Boolean(),
+  turns: Type.Integer(),
+  lastResponseMs: Type.Union([Type.Number(), Type.Null()]),
+});
+
+const Percentiles = Type.Object({
+  count: Type.Integer(),
+  p50: Type.Union([Type.Number(), Type.Null()]),
+  p95: Type.Union([Type.Number(), Type.Null()]),
+  p99: Type.Union([Type.Number(), Type.Null()]),
+  max: Type.Union([Type.Number(), Type.Null()]),
+});
+
+const FleetSchema = Type.Object({
+  callers: Type.Integer(),
+  failed: Type.Integer(),
+  utterances: Type.Integer(),
+  botResponses: Type.Integer(),
+  unanswered: Type.Integer(),
+  responseLatencyMs: Percentiles,
+});
+
+const ProviderSchema = Type.Object({ kind: Type.Union([Type.Literal('real'), Type.Literal('stand-in')]), label: Type.String(), url: Type.String() });
+
+const EngineBody = Type.Object({
+  capacity: Type.Object({ activeCalls: Type.Integer(), maxCalls: Type.Integer(), acceptingCalls: Type.Boolean() }),
+  process: Type.Object({
+    cpuPercent: Type.Number({ description: 'CPU of this process over the last second, in % of one core' }),
+    cpuCores: Type.Integer(),
+    rssBytes: Type.Integer(),
+    uptimeS: Type.Number(),
+  }),
+  metrics: Type.Record(Type.String(), Type.Union([Type.Number(), Type.Null()]), { description: 'What the engine reports on /metrics' }),
+  runtime: Type.Union([
+    Type.Object({
+      livekit: Type.Object({ url: Type.String(), local: Type.Boolean() }),
+      store: Type.String(),
+      models: Type.Object({ vad: Type.String(), smartTurn: Type.String() }),
+      engine: Type.Object({ vadBackend: Type.String(), smartTurnBackend: Type.String(), workers: Type.Integer(), turnWorkers: Type.Integer() }),
+      providers: Type.Object({ stt: ProviderSchema, llm: ProviderSchema, tts: ProviderSchema }),
+    }),
+    Type.Null(),
+  ]),
+  /** True when any provider is an offline stand-in. */
+  offlineStandIns: Type.Boolean(),
+  calls: Type.Array(LiveCallSchema),
+  simulatedCallers: FleetSchema,
+});
+
+const AddSimulatedBody = Type.Object(
+  { count: Type.Integer({ minimum: 1, maximum: MAX_SIMULATED_PER_REQUEST, description: 'Simulated callers to add' }) },
+  { additionalProperties: false },
+);
+
+const AddSimulatedResponse = Type.Object({ added: Type.Array(Type.String()), simulatedCallers: FleetSchema });
+
+/** JSON has no NaN: an empty latency window is `null`. */
+function finiteOrNull(value: number): number | null {
+  return Number.isFinite(value) ? value : null;
+}
+
+/**
+ * The live page and what it reads: `GET /console/` (static HTML/JS/CSS, no build step; LiveKit's browser
+ * SDK is served from node_modules), `GET /v1/engine` (load, what runs where, calls running now) and
+ * `POST|DELETE /v1/console/simulated-callers` (server-side rtc-node callers that speak espeak-ng
+ * sentences with pauses, for watching density). Per-call timelines come from the existing
+ * `GET /v1/calls/:id/events` stream.
+ */
+export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: ConsoleOptions): Promise<void> {
+  const calls = new Map<string, LiveCall>();
+  let fleetAuthorization: string | undefined;
+
+  const inject = async (method: 'POST', url: string, payload: unknown): Promise<Record<string, unknown>> => {
+    const res = await app.inject({ method, url, payload: payload as Record<string, unknown>, headers: { authorization: fleetAuthorization ?? '' } });
+    const body = res.json() as Record<string, unknown>;
+    if (res.statusCode >= 300) {
+      const error = body.error as { code?: string; message?: string } | undefined;
+      throw new ApiError(error?.code === 'VE_AT_CAPACITY' ? 'VE_AT_CAPACITY' : 'VE_BOT_START_FAILED', error?.message);
+    }
+    return body;
+  };
+  // Loaded on first use: @livekit/rtc-node's native runtime has no business in an app that never simulates.
+  let fleet: CallerFleet | undefined;
+  const getFleet = async (): Promise<CallerFleet> => {
+    const { CallerFleet } = await import('../console/simulated-callers.ts');
+    fleet ??= new CallerFleet({
+      placeCall: async (): Promise<PlacedCall> => {
+        const body = await inject('POST', '/v1/calls', { callerName: 'simulated caller', metadata: { simulated: true } });
+        return { callId: String(body.callId), livekitUrl: String(body.livekitUrl), callerToken: String(body.callerToken) };
+      },
+      endCall: async (callId) => {
+        await inject('POST', `/v1/calls/${callId}/end`, {});
+      },
+      onError: (error) => app.log.warn({ err: error }, 'simulated caller could not be placed'),
+    });
+    return fleet;
+  };
+
+  const unsubscribe = ctx.engine.onEvent((event: EngineEvent) => {
+    const d = event.data;
+    if (event.type === 'call_ended') {
+      calls.delete(event.callId);
+      return;
+    }
+    let call = calls.get(event.callId);
+    if (call === undefined) {
+      if (event.type !== 'bot_status') return;
+      call = { callId: event.callId, startedAt: event.at, botState: 'listening', simulated: fleet?.has(event.callId) ?? false, turns: 0, lastResponseMs: null };
+      calls.set(event.callId, call);
+      // Oldest first in a Map: keep the newest MAX_LISTED_CALLS.
+      if (calls.size > MAX_LISTED_CALLS) calls.delete(calls.keys().next().value as string);
+    }
+    if (event.type === 'bot_status' && typeof d.state === 'string') call.botState = d.state;
+    if (event.type === 'turn' && d.event === 'user_turn_complete') call.turns++;
+    if (event.type === 'latency' && typeof d.responseMs === 'number') call.lastResponseMs = d.responseMs;
+  });
+
+  let cpuPercent = 0;
+  let lastCpu = process.cpuUsage();
+  let lastAt = performance.now();
+  const sampler = setInterval(() => {
+    const now = performance.now();
+    const cpu = process.cpuUsage(lastCpu);
+    cpuPercent = ((cpu.user + cpu.system) / 1000 / (now - lastAt)) * 100;
+    lastCpu = process.cpuUsage();
+    lastAt = now;
+  }, CPU_SAMPLE_MS);
+  sampler.unref();
+
+  app.addHook('onClose', async () => {
+    clearInterval(sampler);
+    unsubscribe();
+    await fleet?.close();
+  });
+
+  const EMPTY_FLEET: FleetStats = {
+    callers: 0,
+    failed: 0,
+    utterances: 0,
+    botResponses: 0,
+    unanswered: 0,
+    responseLatencyMs: { count: 0, p50: Number.NaN, p95: Number.NaN, p99: Number.NaN, max: Number.NaN },
+  };
+  const fleetStats = () => {
+    const s = fleet?.stats() ?? EMPTY_FLEET;
+    const l = s.responseLatencyMs;
+    return { ...s, responseLatencyMs: { count: l.count, p50: finiteOrNull(l.p50), p95: finiteOrNull(l.p95), p99: finiteOrNull(l.p99), max: finiteOrNull(l.max) } };
+  };
+
+  const staticCache = new Map<string, string>();
+  const readStatic = (name: string): string => {
+    let text = staticCache.get(name);
+    if (text === undefined) {
+      text = readFileSync(join(STATIC_DIR, name), 'utf8');
+      staticCache.set(name, text);
+    }
+    return text;
+  };
+
+  app.get('/console', { schema: { hide: true }, config: { public: true } }, async (_request, reply) => reply.redirect('/console/'));
+
+  app.get<{ Params: { file?: string } }>('/console/:file', { schema: { hide: true }, config: { public: true } }, async (request, reply) => {
+    const name = request.params.file || 'index.html';
+    const type = STATIC_FILES[name];
+    if (type === undefined) throw new ApiError('VE_NOT_FOUND', `no console file ${name}`);
+    return reply.type(type).header('cache-control', 'no-cache').send(readStatic(name));
+  });
+
+  let livekitClient: string | undefined;
+  app.get('/console/vendor/livekit-client.esm.mjs', { schema: { hide: true }, config: { public: true } }, async (_request, reply) => {
+    // The npm package's ES module build is self-contained (no bare imports), so it loads as is.
+    livekitClient ??= readFileSync(createRequire(import.meta.url).resolve('livekit-client').replace(/[^/]+$/, 'livekit-client.esm.mjs'), 'utf8');
+    return reply.type('text/javascript; charset=utf-8').header('cache-control', 'max-age=3600').send(livekitClient);
+  });
+
+  app.get(
+    '/v1/engine',
+    { schema: { tags: ['engine'], summary: 'Engine load, what runs where, and the calls running now', response: { 200: EngineBody, ...errors(...COMMON_ERRORS) } } },
+    async (request) => {
+      let metrics: Record<string, number | null> = {};
+      try {
+        metrics = Object.fromEntries(Object.entries(ctx.engine.metrics()).map(([k, v]) => [k, finiteOrNull(v)]));
+      } catch (err) {
+        request.log.warn({ err }, 'engine.metrics() failed');
+      }
+      return {
+        capacity: ctx.engine.capacity(),
+        process: { cpuPercent: Math.round(cpuPercent * 10) / 10, cpuCores: cpus().length, rssBytes: process.memoryUsage.rss(), uptimeS: Math.round(process.uptime()) },
+        metrics,
+        runtime: runtime ?? null,
+        offlineStandIns: runtime !== undefined && Object.values(runtime.providers).some((p) => p.kind === 'stand-in'),
+        calls: [...calls.values()].reverse(),
+        simulatedCallers: fleetStats(),
+      };
+    },
+  );
+
+  app.post<{ Body: Static<typeof AddSimulatedBody> }>(
+    '/v1/console/simulated-callers',
+    {
+      schema: {
+        tags: ['engine'],
+        summary: 'Add simulated callers: server-side LiveKit participants speaking synthesised sentences with pauses',
+        body: AddSimulatedBody,
+        response: { 201: AddSimulatedResponse, ...errors(...COMMON_ERRORS, 502, 503) },
+      },
+    },
+    async (request, reply) => {
+      fleetAuthorization = request.headers.authorization;
+      const added = await (await getFleet()).add(request.body.count);
+      if (added.length === 0) throw new ApiError('VE_BOT_START_FAILED', 'no simulated caller could be placed (see the server log)');
+      for (const callId of added) {
+        const call = calls.get(callId);
+        if (call) call.simulated = true;
+      }
+      return reply.status(201).send({ added, simulatedCallers: fleetStats() });
+    },
+  );
+
+  app.delete(
+    '/v1/console/simulated-callers',
+    {
+      schema: {
+        tags: ['engine'],
+        summary: 'Hang up every simulated caller',
+        response: { 200: Type.Object({ simulatedCallers: FleetSchema }), ...errors(...COMMON_ERRORS) },
+      },
+    },
+    async () => {
+      await fleet?.removeAll();
+      return { simulatedCallers: fleetStats() };
+    },
+  );
+}
