@@ -1,0 +1,163 @@
+/**
+ * `npm start` end to end, as a newcomer runs it: `node server/main.ts` with no LIVEKIT_URL, no
+ * MONGODB_URI and no provider keys. It must start its own LiveKit server on loopback, the embedded
+ * store and the offline stand-ins, say so, take a call created through the API, answer a caller
+ * (a real rtc-node participant) with audible speech, and exit cleanly on SIGTERM.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AudioFrame, AudioSource, AudioStream, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, dispose } from '@livekit/rtc-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { concatPcm, silence, synthesizeSpeech } from '../engine/providers/local/speech.ts';
+import { rms, waitFor } from './support/caller.ts';
+import { freePort, repoRoot, tcpAccepts } from './support/process.ts';
+
+const API_KEY = 'main-test-key-0123456789abcdef';
+const SAMPLE_RATE = 48_000;
+const FRAME_SAMPLES = 480;
+
+let child: ChildProcess;
+let output = '';
+let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+let baseUrl: string;
+let dataDir: string;
+const room = new Room();
+
+async function api(path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set('authorization', `Bearer ${API_KEY}`);
+  if (init.json !== undefined) headers.set('content-type', 'application/json');
+  return fetch(`${baseUrl}${path}`, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body });
+}
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 've-main-'));
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}`;
+  // Only what a newcomer's shell would have: no LiveKit, database or provider settings.
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? tmpdir(),
+    PORT: String(port),
+    DATA_DIR: dataDir,
+    RECORDING_DIR: join(dataDir, 'recordings'),
+    API_KEYS: `${API_KEY}:tester`,
+    ENGINE_WORKERS: '1',
+    LOG_LEVEL: 'warn',
+  };
+  child = spawn(process.execPath, ['server/main.ts'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  await waitFor(
+    'the engine to become ready',
+    () => {
+      if (child.exitCode !== null) throw new Error(`server/main.ts exited early (${child.exitCode}):\n${output}`);
+      return output.includes('voice-density-engine is running');
+    },
+    120_000,
+  );
+}, 150_000);
+
+afterAll(async () => {
+  await room.disconnect().catch(() => {});
+  await dispose();
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await exited;
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('npm start with embedded defaults', () => {
+  let livekitUrl = '';
+
+  it('says what runs where, and reports the stand-ins in the API', async () => {
+    expect(output).toContain(`HTTP API     ${baseUrl}`);
+    expect(output).toMatch(/Live page\s+http:\/\/127\.0\.0\.1:\d+\/console\//);
+    expect(output).toMatch(/LiveKit\s+ws:\/\/127\.0\.0\.1:\d+\s+local server on loopback/);
+    expect(output).toContain(`embedded SQLite in ${dataDir}`);
+    expect(output.match(/OFFLINE STAND-IN/g)).toHaveLength(3);
+
+    const ready = await fetch(`${baseUrl}/readyz`);
+    expect(ready.status).toBe(200);
+    const engine = (await (await api('/v1/engine')).json()) as Record<string, any>;
+    expect(engine.offlineStandIns).toBe(true);
+    expect(engine.runtime.livekit.local).toBe(true);
+    for (const role of ['stt', 'llm', 'tts']) {
+      expect(engine.runtime.providers[role].kind).toBe('stand-in');
+      expect(engine.runtime.providers[role].url).toMatch(/^(ws|http):\/\/127\.0\.0\.1:\d+/);
+    }
+    livekitUrl = engine.runtime.livekit.url;
+  });
+
+  it('answers a caller who joins a call created through the API', async () => {
+    const created = await api('/v1/calls', { method: 'POST', json: { callerIdentity: 'newcomer' } });
+    expect(created.status).toBe(201);
+    const call = (await created.json()) as { callId: string; livekitUrl: string; callerToken: string };
+    expect(call.livekitUrl).toBe(livekitUrl);
+
+    const received: Array<{ at: number; rms: number }> = [];
+    room.on(RoomEvent.TrackSubscribed, (track) => {
+      if (track.kind !== TrackKind.KIND_AUDIO) return;
+      const reader = new AudioStream(track, { sampleRate: SAMPLE_RATE, numChannels: 1 }).getReader();
+      void (async () => {
+        for (;;) {
+          const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+          if (done || value === undefined) return;
+          received.push({ at: performance.now(), rms: rms(value.data) });
+        }
+      })();
+    });
+    await room.connect(call.livekitUrl, call.callerToken, { autoSubscribe: true, dynacast: false });
+    const source = new AudioSource(SAMPLE_RATE, 1, 200);
+    const track = LocalAudioTrack.createAudioTrack('microphone', source);
+    const options = new TrackPublishOptions();
+    options.source = TrackSource.SOURCE_MICROPHONE;
+    await room.localParticipant!.publishTrack(track, options);
+
+    // A sentence, then silence long enough for the VAD stop, Smart Turn and the reply.
+    const speech = await synthesizeSpeech('Hello, my truck is at the north gate and I need the dock number.', SAMPLE_RATE);
+    const pcm = concatPcm([silence(500, SAMPLE_RATE), speech, silence(6000, SAMPLE_RATE)]);
+    const spokeAt = performance.now();
+    const speechEndAt = spokeAt + ((500 + (speech.length * 1000) / SAMPLE_RATE) | 0);
+    for (let offset = 0; offset < pcm.length; offset += FRAME_SAMPLES) {
+      const frame = new Int16Array(FRAME_SAMPLES);
+      frame.set(pcm.subarray(offset, offset + FRAME_SAMPLES));
+      await source.captureFrame(new AudioFrame(frame, SAMPLE_RATE, 1, FRAME_SAMPLES));
+      if (received.filter((f) => f.at > speechEndAt && f.rms > 300).length >= 50) break;
+    }
+    // At least half a second of audible bot speech after the caller stopped.
+    await waitFor('the bot to answer audibly', () => received.filter((f) => f.at > speechEndAt && f.rms > 300).length >= 50, 20_000);
+
+    // The stand-ins' words reach the call's transcript through the outbox.
+    let resolved: { caller: { text: string }; bot: { text: string } } | null = null;
+    for (const deadline = performance.now() + 20_000; resolved === null && performance.now() < deadline; ) {
+      const detail = (await (await api(`/v1/calls/${call.callId}`)).json()) as { transcript: Array<{ speaker: string; text: string }> };
+      const caller = detail.transcript.find((s) => s.speaker === 'caller');
+      const bot = detail.transcript.find((s) => s.speaker === 'bot');
+      if (caller && bot) resolved = { caller, bot };
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+    if (resolved === null) throw new Error('the transcript never held both sides');
+    expect(resolved.caller.text).toMatch(/^\[offline stand-in\] utterance 1 \(\d+\.\d s\)$/);
+    expect(resolved.bot.text).toMatch(/^Offline stand-in\. You spoke for [\d.]+ seconds\.$/);
+
+    await track.close();
+    await source.close();
+  }, 90_000);
+
+  it('closes everything and exits 0 on SIGTERM', async () => {
+    const livekitPort = Number(new URL(livekitUrl).port);
+    expect(await tcpAccepts(livekitPort)).toBe(true);
+    child.kill('SIGTERM');
+    const exit = await exited;
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(output).toMatch(/SIGTERM: closing app, engine, media, stand-ins, outbox, store, local LiveKit/);
+    expect(output).toContain('stopped');
+    // The local LiveKit server went with it.
+    expect(await tcpAccepts(livekitPort)).toBe(false);
+  }, 40_000);
+});
