@@ -129,7 +129,7 @@ const idleRows = [
 ];
 if (idleRows.length > 0) console.table(idleRows);
 if (ratioRows.length > 0) {
-  console.log('Peer / engine at equal N (> 1: the engine uses less)');
+  console.log('Peer / engine per call (> 1: the engine uses less); extrapolated rows compare with the largest peer run');
   console.table(ratioRows);
 }
 if (targetRows.length > 0) console.table(targetRows);

@@ -70,24 +70,39 @@ describe('density report', () => {
   it('compares peer and engine only at equal N', () => {
     const engines = [withMarginalRss(engineRun(25), idle), withMarginalRss(engineRun(100), idle)];
     const rows = ratios(engines, [peerRun(10, 180, 4), peerRun(25, 180, 4)]);
-    expect(rows).toHaveLength(1);
+    expect(rows.filter((r) => !r.extrapolated)).toHaveLength(1);
     expect(rows[0].N).toBe(25);
+    expect(rows[0].peerN).toBe(25);
     expect(rows[0].memoryPerCall).toBeCloseTo(180 / 14, 2);
     expect(rows[0].memoryPerCallMarginal).toBeCloseTo(90, 2);
     expect(rows[0].cpuPerCall).toBeCloseTo(2, 2);
+    // N = 100 has no peer run: compared with the largest peer run, and marked as such.
+    expect(rows[1]).toMatchObject({ N: 100, peerN: 25, extrapolated: true });
+  });
+
+  it('judges no target on an extrapolated comparison', () => {
+    const engines = [withMarginalRss(engineRun(100), idle)];
+    expect(targets(engines, ratios(engines, [peerRun(25, 180, 4)])).filter((t) => t.target.includes('per call'))).toEqual([]);
   });
 
   it('judges the targets from the numbers, failing those that are missed', () => {
     const good = withMarginalRss(engineRun(100), idle);
     const slow = withMarginalRss(engineRun(100, { backend: 'wasm', frameLatencyMs: latency(5, 30, 40), droppedSamples: 960, stopToTurnDecisionMs: latency(300, 900, 1500) }), idle);
+    const timingOut = withMarginalRss(
+      engineRun(100, { backend: 'timeouts' as 'wasm', events: { ...engineRun(100).events, smartTurnErrors: 3 } }),
+      idle,
+    );
     const small = withMarginalRss(engineRun(25), idle);
-    const result = targets([good, slow, small], ratios([small], [peerRun(25, 180, 1)]));
+    const result = targets([good, slow, timingOut, small], ratios([small], [peerRun(25, 180, 1)]));
     const met = (backend: string, prefix: string) => result.find((t) => t.backend === backend && t.target.startsWith(prefix))?.met;
     expect(met('native', 'p99 frame')).toBe(true);
     expect(met('wasm', 'p99 frame')).toBe(false);
     expect(met('native', 'zero drops')).toBe(true);
     expect(met('wasm', 'zero drops')).toBe(false);
     expect(met('wasm', 'stop-to-decision')).toBe(false);
+    expect(met('native', 'stop-to-decision')).toBe(true);
+    // Fast answers do not pass when some requests timed out instead of answering.
+    expect(met('timeouts', 'stop-to-decision')).toBe(false);
     // 25 calls is below the 100-call latency targets, but counts for the per-call comparisons.
     expect(result.filter((t) => t.N === 25).map((t) => t.target)).toEqual([
       '>= 10x less memory per call than process-per-call',
