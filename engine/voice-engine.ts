@@ -208,6 +208,11 @@ export class VoiceEngine implements CallEngine {
     return this.#calls.get(callId)?.voice;
   }
 
+  /** Test hook: the room connection of a call (to simulate network trouble). */
+  transportOf(callId: string): LiveKitTransport | undefined {
+    return this.#calls.get(callId)?.transport;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -111,3 +111,35 @@ describe('voice loop on LiveKit', () => {
     await harness.engine.stopBot('barge');
   });
 });
+
+describe('room connection', () => {
+  it('keeps answering after the bot’s connection is dropped and rebuilt', async () => {
+    harness.openai.responder = ({ messages }) => ({ text: `Reply number ${messages.filter((m) => m.role === 'user').length}.` });
+    const caller = await harness.placeCall('reconnect');
+    await caller.say(speech('Can you hear me now?')).done;
+    await waitFor('first reply', () => eventsOf(harness.events, 'reconnect', 'transcript', { speaker: 'bot' })[0], 30_000);
+    await waitFor('bot listening', () => harness.engine.call('reconnect')?.botState === 'listening', 30_000);
+
+    const { SimulateScenarioKind } = await import('@livekit/rtc-node');
+    await harness.engine.transportOf('reconnect')!.room.simulateScenario(SimulateScenarioKind.SIMULATE_NODE_FAILURE);
+    await new Promise((r) => setTimeout(r, 3000));
+
+    const again = caller.say(speech('Are you still there?'));
+    await again.done;
+    await waitFor('second reply', () => eventsOf(harness.events, 'reconnect', 'transcript', { speaker: 'bot' })[1], 30_000);
+    await waitFor('bot audio after the reconnect', () => caller.firstAudible(again.startedAt), 30_000);
+    await harness.engine.stopBot('reconnect');
+  });
+
+  it('ends the call when the caller leaves and does not come back within the grace period', async () => {
+    const caller = await harness.placeCall('leaver');
+    await new Promise((r) => setTimeout(r, 500));
+    const leftAt = performance.now();
+    await caller.leave();
+    const ended = await waitFor('call_ended', () => eventsOf(harness.events, 'leaver', 'call_ended')[0], 20_000);
+    expect(ended.data.reason).toBe('caller_left');
+    // The harness sets a 1 s grace period.
+    expect(performance.now() - leftAt).toBeGreaterThanOrEqual(1000);
+    expect(harness.engine.capacity().activeCalls).toBe(0);
+  });
+});
