@@ -4,93 +4,53 @@
  * store and the offline stand-ins, say so, take a call created through the API, answer a caller
  * (a real rtc-node participant) with audible speech, and exit cleanly on SIGTERM.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AudioFrame, AudioSource, AudioStream, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, dispose } from '@livekit/rtc-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { concatPcm, silence, synthesizeSpeech } from '../engine/providers/local/speech.ts';
 import { rms, waitFor } from './support/caller.ts';
-import { freePort, repoRoot, tcpAccepts } from './support/process.ts';
+import { startEngineProcess, type EngineProcess } from './support/engine-process.ts';
+import { tcpAccepts } from './support/process.ts';
 
-const API_KEY = 'main-test-key-0123456789abcdef';
 const SAMPLE_RATE = 48_000;
 const FRAME_SAMPLES = 480;
 
-let child: ChildProcess;
-let output = '';
-let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+let engine: EngineProcess;
 let baseUrl: string;
-let dataDir: string;
 const room = new Room();
-
-async function api(path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
-  const headers = new Headers(init.headers);
-  headers.set('authorization', `Bearer ${API_KEY}`);
-  if (init.json !== undefined) headers.set('content-type', 'application/json');
-  return fetch(`${baseUrl}${path}`, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body });
-}
+const api = (path: string, init?: RequestInit & { json?: unknown }) => engine.api(path, init);
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 've-main-'));
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  // Only what a newcomer's shell would have: no LiveKit, database or provider settings.
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: process.env.HOME ?? tmpdir(),
-    PORT: String(port),
-    DATA_DIR: dataDir,
-    RECORDING_DIR: join(dataDir, 'recordings'),
-    API_KEYS: `${API_KEY}:tester`,
-    ENGINE_WORKERS: '1',
-    LOG_LEVEL: 'warn',
-  };
-  child = spawn(process.execPath, ['server/main.ts'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  await waitFor(
-    'the engine to become ready',
-    () => {
-      if (child.exitCode !== null) throw new Error(`server/main.ts exited early (${child.exitCode}):\n${output}`);
-      return output.includes('voice-density-engine is running');
-    },
-    120_000,
-  );
+  engine = await startEngineProcess();
+  baseUrl = engine.baseUrl;
 }, 150_000);
 
 afterAll(async () => {
   await room.disconnect().catch(() => {});
   await dispose();
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-  rmSync(dataDir, { recursive: true, force: true });
+  await engine?.kill();
 });
 
 describe('npm start with embedded defaults', () => {
   let livekitUrl = '';
 
   it('says what runs where, and reports the stand-ins in the API', async () => {
+    const output = engine.output();
     expect(output).toContain(`HTTP API     ${baseUrl}`);
     expect(output).toMatch(/Live page\s+http:\/\/127\.0\.0\.1:\d+\/console\//);
     expect(output).toMatch(/LiveKit\s+ws:\/\/127\.0\.0\.1:\d+\s+local server on loopback/);
-    expect(output).toContain(`embedded SQLite in ${dataDir}`);
+    expect(output).toContain(`embedded SQLite in ${engine.dataDir}`);
     expect(output.match(/OFFLINE STAND-IN/g)).toHaveLength(3);
 
     const ready = await fetch(`${baseUrl}/readyz`);
     expect(ready.status).toBe(200);
-    const engine = (await (await api('/v1/engine')).json()) as Record<string, any>;
-    expect(engine.offlineStandIns).toBe(true);
-    expect(engine.runtime.livekit.local).toBe(true);
+    const info = (await (await api('/v1/engine')).json()) as Record<string, any>;
+    expect(info.offlineStandIns).toBe(true);
+    expect(info.runtime.livekit.local).toBe(true);
     for (const role of ['stt', 'llm', 'tts']) {
-      expect(engine.runtime.providers[role].kind).toBe('stand-in');
-      expect(engine.runtime.providers[role].url).toMatch(/^(ws|http):\/\/127\.0\.0\.1:\d+/);
+      expect(info.runtime.providers[role].kind).toBe('stand-in');
+      expect(info.runtime.providers[role].url).toMatch(/^(ws|http):\/\/127\.0\.0\.1:\d+/);
     }
-    livekitUrl = engine.runtime.livekit.url;
+    livekitUrl = info.runtime.livekit.url;
   });
 
   it('answers a caller who joins a call created through the API', async () => {
@@ -152,9 +112,10 @@ describe('npm start with embedded defaults', () => {
   it('closes everything and exits 0 on SIGTERM', async () => {
     const livekitPort = Number(new URL(livekitUrl).port);
     expect(await tcpAccepts(livekitPort)).toBe(true);
-    child.kill('SIGTERM');
-    const exit = await exited;
+    engine.child.kill('SIGTERM');
+    const exit = await engine.exited;
     expect(exit).toEqual({ code: 0, signal: null });
+    const output = engine.output();
     expect(output).toMatch(/SIGTERM: closing app, engine, media, stand-ins, outbox, store, local LiveKit/);
     expect(output).toContain('stopped');
     // The local LiveKit server went with it.

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { EngineEvent } from '../call-engine.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -214,12 +214,16 @@ export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: Cons
 
   app.get('/console', { schema: { hide: true }, config: { public: true } }, async (_request, reply) => reply.redirect('/console/'));
 
-  app.get<{ Params: { file?: string } }>('/console/:file', { schema: { hide: true }, config: { public: true } }, async (request, reply) => {
-    const name = request.params.file || 'index.html';
-    const type = STATIC_FILES[name];
+  const sendStatic = (name: string, reply: FastifyReply) => {
+    // hasOwn: a name such as `__proto__` must not reach the file system.
+    const type = Object.hasOwn(STATIC_FILES, name) ? STATIC_FILES[name] : undefined;
     if (type === undefined) throw new ApiError('VE_NOT_FOUND', `no console file ${name}`);
     return reply.type(type).header('cache-control', 'no-cache').send(readStatic(name));
-  });
+  };
+  app.get('/console/', { schema: { hide: true }, config: { public: true } }, async (_request, reply) => sendStatic('index.html', reply));
+  app.get<{ Params: { file: string } }>('/console/:file', { schema: { hide: true }, config: { public: true } }, async (request, reply) =>
+    sendStatic(request.params.file, reply),
+  );
 
   let livekitClient: string | undefined;
   app.get('/console/vendor/livekit-client.esm.mjs', { schema: { hide: true }, config: { public: true } }, async (_request, reply) => {
