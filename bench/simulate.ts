@@ -1,0 +1,310 @@
+/**
+ * `npm run simulate -- --callers 50 --seconds 60`: N simulated callers through real LiveKit rooms on
+ * loopback, against the engine exactly as `npm start` runs it (a child process, so that its CPU and
+ * memory are measured apart from the callers'). Each caller is an rtc-node participant in an
+ * API-created call that speaks espeak-ng sentences with pauses and waits for the bot's answer.
+ * Prints a progress bar, then a summary table; writes bench/results/simulate.json.
+ *
+ * Options: --callers N (default 10), --seconds S of steady state after every caller joined (default 60),
+ * --workers N media workers (default 2), --backend wasm|native (default wasm), --real-providers to keep
+ * provider keys from the environment (default: offline stand-ins, so a run never bills anyone).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { dispose } from '@livekit/rtc-node';
+import { CallerFleet, type PlacedCall } from '../server/console/simulated-callers.ts';
+import { freeLoopbackPort, PROJECT_ROOT } from '../server/local-livekit.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    callers: { type: 'string', default: '10' },
+    seconds: { type: 'string', default: '60' },
+    workers: { type: 'string', default: '2' },
+    backend: { type: 'string', default: 'wasm' },
+    'real-providers': { type: 'boolean', default: false },
+  },
+});
+const callers = Number(args.callers);
+const seconds = Number(args.seconds);
+if (!Number.isInteger(callers) || callers < 1 || !Number.isFinite(seconds) || seconds <= 0 || !['wasm', 'native'].includes(args.backend!)) {
+  process.stderr.write('usage: npm run simulate -- --callers N --seconds S [--workers N] [--backend wasm|native] [--real-providers]\n');
+  process.exit(2);
+}
+
+const CLOCK_TICKS_PER_S = 100; // Linux USER_HZ
+
+/** utime + stime of a process and its descendants, in seconds; RSS in bytes of the process itself. */
+function procCpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+  } catch {
+    return 0;
+  }
+}
+
+function procRssBytes(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Every descendant of `root` (children, grandchildren...). */
+function descendants(root: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      parentOf.set(Number(entry), Number(fields[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    for (const [child, parent] of parentOf) {
+      if (parent === pid) {
+        out.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return out;
+}
+
+function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Killed on a crash of this script, so that no engine outlives it. */
+let engineChild: ReturnType<typeof spawn> | undefined;
+
+const fmt = (v: number | null | undefined, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–');
+
+async function main(): Promise<void> {
+  const apiKey = `sim_${randomBytes(18).toString('base64url')}`;
+  const port = await freeLoopbackPort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 've-simulate-'));
+  const logDir = join(PROJECT_ROOT, '.cache', 'simulate');
+  mkdirSync(logDir, { recursive: true });
+  const logPath = join(logDir, `engine-${Date.now()}.log`);
+
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  if (!args['real-providers']) for (const k of ['DEEPGRAM_API_KEY', 'OPENAI_API_KEY', 'ELEVENLABS_API_KEY']) delete env[k];
+  Object.assign(env, {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    API_KEYS: `${apiKey}:simulator`,
+    DATA_DIR: dataDir,
+    RECORDING_DIR: join(dataDir, 'recordings'),
+    ENGINE_MAX_CALLS: String(Math.max(callers, 50)),
+    ENGINE_WORKERS: args.workers!,
+    VAD_BACKEND: args.backend!,
+    SMART_TURN_BACKEND: args.backend!,
+    // Each simulated call is created by one request and ended by another; the default 600 a minute is plenty,
+    // but the page and the progress polls share the key.
+    RATE_LIMIT_MAX: '100000',
+    LOG_LEVEL: 'warn',
+  });
+  delete env.CI;
+
+  process.stdout.write(`starting the engine (node server/main.ts; log: ${logPath}) ...\n`);
+  const child = spawn(process.execPath, ['server/main.ts'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  engineChild = child;
+  let output = '';
+  const log: string[] = [];
+  const onData = (d: Buffer): void => {
+    output += d.toString();
+    log.push(d.toString());
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const flushLog = (): void => writeFileSync(logPath, log.join(''));
+
+  const deadline = Date.now() + 180_000;
+  while (!output.includes('voice-density-engine is running')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      flushLog();
+      throw new Error(`the engine did not start (see ${logPath}):\n${output.slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const bannerStart = output.indexOf('================ voice-density-engine');
+  process.stdout.write(output.slice(bannerStart, output.indexOf('\n\n', bannerStart + 10) + 1));
+
+  const api = async (path: string, init: { method?: string; json?: unknown } = {}): Promise<Record<string, any>> => {
+    const res = await fetch(`${baseUrl}${path}`, {
+      method: init.method ?? 'GET',
+      headers: { authorization: `Bearer ${apiKey}`, ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: init.json !== undefined ? JSON.stringify(init.json) : undefined,
+    });
+    const body = (await res.json()) as Record<string, any>;
+    if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${body?.error?.code ?? ''} ${body?.error?.message ?? ''}`);
+    return body;
+  };
+
+  const failures: string[] = [];
+  const fleet = new CallerFleet({
+    placeCall: async (): Promise<PlacedCall> => {
+      const body = await api('/v1/calls', { method: 'POST', json: { callerName: 'simulated caller', metadata: { simulated: true } } });
+      return { callId: body.callId, livekitUrl: body.livekitUrl, callerToken: body.callerToken };
+    },
+    endCall: async (callId) => {
+      await api(`/v1/calls/${callId}/end`, { method: 'POST', json: {} });
+    },
+    onError: (error) => failures.push(String((error as Error).message ?? error)),
+  });
+
+  const idleRss = procRssBytes(child.pid!);
+  const livekitPids = () => descendants(child.pid!).filter((pid) => processName(pid).startsWith('livekit'));
+  const isTty = process.stdout.isTTY === true;
+
+  // Ramp-up: a few calls at a time, each caller's first sentence spread over a few seconds.
+  const rampStart = performance.now();
+  let rampDone = false;
+  const ramp = fleet.add(callers, { concurrency: 4, spreadMs: 4000 }).then((ids) => {
+    rampDone = true;
+    return ids;
+  });
+  while (!rampDone) {
+    const s = fleet.stats();
+    const line = `ramp-up  ${bar(s.callers / callers)}  ${s.callers}/${callers} callers joined${s.failed ? `, ${s.failed} failed` : ''}`;
+    progress(line, isTty);
+    await Promise.race([ramp, new Promise((r) => setTimeout(r, 500))]);
+  }
+  const joined = await ramp;
+  const rampSeconds = (performance.now() - rampStart) / 1000;
+  progress(`ramp-up  ${bar(1)}  ${joined.length}/${callers} callers joined in ${rampSeconds.toFixed(1)} s`, isTty, true);
+
+  // Steady state: CPU over exactly this window; memory sampled.
+  const startEngineCpu = procCpuSeconds(child.pid!);
+  const startLivekitCpu = livekitPids().reduce((sum, pid) => sum + procCpuSeconds(pid), 0);
+  const startSelfCpu = process.cpuUsage();
+  const startStats = fleet.stats();
+  const startedAt = performance.now();
+  let peakRss = procRssBytes(child.pid!);
+  let engine: Record<string, any> = await api('/v1/engine');
+  let minActive = engine.capacity.activeCalls as number;
+  while (performance.now() - startedAt < seconds * 1000) {
+    await new Promise((r) => setTimeout(r, 1000));
+    peakRss = Math.max(peakRss, procRssBytes(child.pid!));
+    engine = await api('/v1/engine');
+    minActive = Math.min(minActive, engine.capacity.activeCalls);
+    const s = fleet.stats();
+    const elapsed = (performance.now() - startedAt) / 1000;
+    const m = engine.metrics;
+    progress(
+      `steady   ${bar(elapsed / seconds)}  ${elapsed.toFixed(0)}/${seconds} s  calls ${engine.capacity.activeCalls}  answered ${s.botResponses}/${s.utterances}  ` +
+        `frame p99 ${fmt(m.frame_latency_p99_ms, 1)} ms  engine CPU ${fmt(engine.process.cpuPercent)} %`,
+      isTty,
+    );
+  }
+  const wallS = (performance.now() - startedAt) / 1000;
+  const engineCpuS = procCpuSeconds(child.pid!) - startEngineCpu;
+  const livekitCpuS = livekitPids().reduce((sum, pid) => sum + procCpuSeconds(pid), 0) - startLivekitCpu;
+  const self = process.cpuUsage(startSelfCpu);
+  const selfCpuS = (self.user + self.system) / 1e6;
+  const endStats = fleet.stats();
+  const rss = procRssBytes(child.pid!);
+  progress('', isTty, true);
+
+  process.stdout.write('hanging up ...\n');
+  await fleet.close();
+  child.kill('SIGTERM');
+  const code = await exited;
+  flushLog();
+  rmSync(dataDir, { recursive: true, force: true });
+
+  const m = engine.metrics;
+  const held = minActive;
+  const perCall = (v: number) => v / Math.max(1, held);
+  const rows: Array<[string, string]> = [
+    ['calls requested / joined / held to the end', `${callers} / ${joined.length} / ${held} (failed ${endStats.failed})`],
+    ['steady-state window', `${wallS.toFixed(0)} s after a ${rampSeconds.toFixed(0)} s ramp-up`],
+    ['frame latency p50 / p99 (engine)', `${fmt(m.frame_latency_p50_ms, 1)} / ${fmt(m.frame_latency_p99_ms, 1)} ms`],
+    ['turn-decision latency p95 (VAD stop -> Smart Turn)', `${fmt(m.turn_decision_latency_p95_ms)} ms`],
+    ['caller utterances / bot responses / unanswered', `${endStats.utterances - startStats.utterances} / ${endStats.botResponses - startStats.botResponses} / ${endStats.unanswered - startStats.unanswered} (in the window)`],
+    ['response latency p50 / p95 (caller side)', `${fmt(endStats.responseLatencyMs.p50)} / ${fmt(endStats.responseLatencyMs.p95)} ms`],
+    ['dropped input samples / worker restarts', `${fmt(m.input_dropped_samples_total)} / ${fmt(m.worker_restarts_total)}`],
+    ['event-loop delay p99 (engine)', `${fmt(m.event_loop_delay_p99_ms, 1)} ms`],
+    ['engine CPU (total / per call)', `${fmt((engineCpuS / wallS) * 100)} % / ${fmt(perCall((engineCpuS / wallS) * 100), 1)} % of one core`],
+    ['LiveKit server CPU (total / per call)', `${fmt((livekitCpuS / wallS) * 100)} % / ${fmt(perCall((livekitCpuS / wallS) * 100), 1)} % of one core`],
+    ['simulated callers CPU (this process)', `${fmt((selfCpuS / wallS) * 100)} % of one core`],
+    ['engine memory (RSS idle / end / per call)', `${fmt(idleRss / 2 ** 20)} / ${fmt(rss / 2 ** 20)} MB / ${fmt(perCall((rss - idleRss) / 2 ** 20), 1)} MB`],
+    ['machine', `${cpus().length} x ${cpus()[0]?.model.trim() ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${args.backend} backend, ${args.workers} media workers`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  process.stdout.write(`\nsummary (${new Date().toISOString()})\n`);
+  for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(width)}  ${v}\n`);
+  if (failures.length > 0) process.stdout.write(`\nfirst failures:\n  ${[...new Set(failures)].slice(0, 5).join('\n  ')}\n`);
+  process.stdout.write(`\nengine exited with ${code}; its log: ${logPath}\n`);
+
+  const resultsDir = join(PROJECT_ROOT, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(
+    join(resultsDir, 'simulate.json'),
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine: { cpus: cpus().length, model: cpus()[0]?.model.trim(), memoryGiB: Math.round(totalmem() / 2 ** 30) },
+        node: process.version,
+        options: { callers, seconds, workers: Number(args.workers), backend: args.backend, realProviders: args['real-providers'] },
+        calls: { requested: callers, joined: joined.length, held, failed: endStats.failed },
+        engineMetrics: m,
+        callers: {
+          utterances: endStats.utterances - startStats.utterances,
+          botResponses: endStats.botResponses - startStats.botResponses,
+          unanswered: endStats.unanswered - startStats.unanswered,
+          responseLatencyMs: endStats.responseLatencyMs,
+        },
+        cpuPercentOfOneCore: { engine: (engineCpuS / wallS) * 100, livekit: (livekitCpuS / wallS) * 100, simulator: (selfCpuS / wallS) * 100 },
+        engineRssBytes: { idle: idleRss, end: rss, peak: peakRss },
+        windowS: wallS,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  await dispose();
+  process.exit(held === callers && code === 0 ? 0 : 1);
+}
+
+function bar(fraction: number, width = 24): string {
+  const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+}
+
+let lastPlainAt = 0;
+/** One line rewritten in place on a terminal; a line every 10 s otherwise (CI logs). */
+function progress(line: string, isTty: boolean, final = false): void {
+  if (isTty) {
+    process.stdout.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
+  } else if (line !== '' && (final || Date.now() - lastPlainAt >= 10_000)) {
+    lastPlainAt = Date.now();
+    process.stdout.write(`${line}\n`);
+  }
+}
+
+await main().catch(async (error) => {
+  process.stderr.write(`simulate failed: ${(error as Error).stack ?? error}\n`);
+  engineChild?.kill('SIGTERM');
+  await dispose().catch(() => {});
+  process.exit(1);
+});
