@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -92,6 +92,8 @@ function processName(pid: number): string {
 
 /** Killed on a crash of this script, so that no engine outlives it. */
 let engineChild: ReturnType<typeof spawn> | undefined;
+let activeFleet: CallerFleet | undefined;
+let engineLogPath = '';
 
 const fmt = (v: number | null | undefined, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–');
 
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
   const logDir = join(PROJECT_ROOT, '.cache', 'simulate');
   mkdirSync(logDir, { recursive: true });
   const logPath = join(logDir, `engine-${Date.now()}.log`);
+  engineLogPath = logPath;
 
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
@@ -128,20 +131,19 @@ async function main(): Promise<void> {
   const child = spawn(process.execPath, ['server/main.ts'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   engineChild = child;
   let output = '';
-  const log: string[] = [];
+  const log = createWriteStream(logPath);
   const onData = (d: Buffer): void => {
-    output += d.toString();
-    log.push(d.toString());
+    // Only the start-up is searched; after that the log file has it all.
+    if (output.length < 100_000) output += d.toString();
+    log.write(d);
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const flushLog = (): void => writeFileSync(logPath, log.join(''));
 
   const deadline = Date.now() + 180_000;
   while (!output.includes('voice-density-engine is running')) {
     if (child.exitCode !== null || Date.now() > deadline) {
-      flushLog();
       throw new Error(`the engine did not start (see ${logPath}):\n${output.slice(-2000)}`);
     }
     await new Promise((r) => setTimeout(r, 200));
@@ -171,6 +173,7 @@ async function main(): Promise<void> {
     },
     onError: (error) => failures.push(String((error as Error).message ?? error)),
   });
+  activeFleet = fleet;
 
   const idleRss = procRssBytes(child.pid!);
   const livekitPids = () => descendants(child.pid!).filter((pid) => processName(pid).startsWith('livekit'));
@@ -229,7 +232,7 @@ async function main(): Promise<void> {
   await fleet.close();
   child.kill('SIGTERM');
   const code = await exited;
-  flushLog();
+  log.end();
   rmSync(dataDir, { recursive: true, force: true });
 
   const m = engine.metrics;
@@ -304,6 +307,9 @@ function progress(line: string, isTty: boolean, final = false): void {
 
 await main().catch(async (error) => {
   process.stderr.write(`simulate failed: ${(error as Error).stack ?? error}\n`);
+  if (engineChild?.exitCode !== null) process.stderr.write(`the engine exited with ${engineChild?.exitCode}; `);
+  process.stderr.write(`engine log: ${engineLogPath}\n`);
+  await activeFleet?.close().catch(() => {});
   engineChild?.kill('SIGTERM');
   await dispose().catch(() => {});
   process.exit(1);

@@ -1,0 +1,91 @@
+/**
+ * The live page's routes on the app with the in-test FakeEngine: static files (public), the engine
+ * summary (authenticated) and the calls-running-now list folded from engine events. No LiveKit server
+ * is contacted: nothing here creates rooms.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeEngine } from '../testing/fake-engine.ts';
+import { startHarness, type Harness } from '../testing/harness.ts';
+
+let h: Harness;
+const engine = new FakeEngine({ maxCalls: 7 });
+
+beforeAll(async () => {
+  // An address nobody answers on: these routes never talk to LiveKit.
+  h = await startHarness({ livekit: { url: 'ws://127.0.0.1:9', apiKey: 'devkey', apiSecret: 'x'.repeat(32) }, engine });
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('the live page', () => {
+  it('serves the page, its scripts and LiveKit\'s browser SDK without a key', async () => {
+    const redirect = await fetch(`${h.baseUrl}/console`, { redirect: 'manual' });
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get('location')).toBe('/console/');
+    const html = await fetch(`${h.baseUrl}/console/`);
+    expect(html.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await html.text()).toContain('<script type="module" src="app.js">');
+    for (const file of ['app.js', 'timeline.js']) {
+      const res = await fetch(`${h.baseUrl}/console/${file}`);
+      expect(res.headers.get('content-type')).toMatch(/^text\/javascript/);
+    }
+    const sdk = await fetch(`${h.baseUrl}/console/vendor/livekit-client.esm.mjs`);
+    expect(sdk.status).toBe(200);
+    const text = await sdk.text();
+    // Loads in a browser as is: no bare module specifiers to resolve.
+    expect(text).not.toMatch(/(?:^|[;}\s])import\s*[\w{},*$\s]*from\s*["'][^./]/);
+    expect(text).toMatch(/export\s*\{[^}]*\bRoom\b/);
+  });
+
+  it('serves nothing but the listed files', async () => {
+    for (const name of ['__proto__', 'constructor', 'toString', '..%2Fapp.ts', 'missing.js']) {
+      const res = await fetch(`${h.baseUrl}/console/${name}`);
+      expect(res.status, name).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('VE_NOT_FOUND');
+    }
+  });
+
+  it('reports engine load and the calls running now to an authenticated client', async () => {
+    expect((await fetch(`${h.baseUrl}/v1/engine`)).status).toBe(401);
+
+    engine.emit('call-a', 'bot_status', { state: 'listening', joined: true });
+    engine.emit('call-b', 'bot_status', { state: 'listening', joined: true });
+    engine.emit('call-a', 'turn', { event: 'user_turn_complete', turnId: 1, probability: 0.9, rule: 'model' });
+    engine.emit('call-a', 'latency', { turnId: 1, responseMs: 420 });
+    engine.emit('call-a', 'bot_status', { state: 'speaking' });
+    engine.emit('call-b', 'call_ended', { reason: 'caller_left' });
+    // Events of a call the page never saw start are not a call running now.
+    engine.emit('call-c', 'turn', { event: 'user_turn_complete', turnId: 1 });
+
+    const res = await h.api('/v1/engine');
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, any>;
+    expect(body.capacity).toEqual(engine.capacity());
+    expect(body.capacity.maxCalls).toBe(7);
+    expect(body.runtime).toBeNull();
+    expect(body.offlineStandIns).toBe(false);
+    expect(body.process.cpuCores).toBeGreaterThan(0);
+    expect(body.process.rssBytes).toBeGreaterThan(0);
+    expect(body.calls).toEqual([{ callId: 'call-a', startedAt: expect.any(String), botState: 'speaking', simulated: false, turns: 1, lastResponseMs: 420 }]);
+    expect(body.simulatedCallers).toMatchObject({ callers: 0, failed: 0, responseLatencyMs: { count: 0, p50: null } });
+  });
+
+  it('validates the number of simulated callers before placing any', async () => {
+    for (const count of [0, 51, 1.5, 'many', null]) {
+      const res = await h.api('/v1/console/simulated-callers', { method: 'POST', json: { count } });
+      expect(res.status, String(count)).toBe(400);
+    }
+    const removed = await h.api('/v1/console/simulated-callers', { method: 'DELETE' });
+    expect(removed.status).toBe(200);
+    expect(((await removed.json()) as any).simulatedCallers.callers).toBe(0);
+  });
+
+  it('lists /v1/engine and the simulated-callers routes in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${h.baseUrl}/openapi.json`)).json()) as any;
+    expect(doc.paths['/v1/engine'].get.responses['200']).toBeDefined();
+    expect(doc.paths['/v1/console/simulated-callers'].post.requestBody.content['application/json'].schema.properties.count.maximum).toBe(50);
+    expect(doc.paths['/console/{file}']).toBeUndefined();
+  });
+});
