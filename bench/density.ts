@@ -42,6 +42,8 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     quick: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
+    'max-other-cpu': { type: 'string', default: '30' },
+    retries: { type: 'string', default: '2' },
     out: { type: 'string', default: 'bench/results/density.json' },
   },
 });
@@ -60,7 +62,29 @@ const options = {
   tickMs: Number(values['tick-ms']),
   seed: Number(values.seed),
   cpuProfile: values['cpu-prof'],
+  /** A run during which the rest of the machine used more than this (% of one core) is run again. */
+  maxOtherCpuPercent: Number(values['max-other-cpu']),
+  retries: Number(values.retries),
 };
+
+/**
+ * The machine is shared with other engineers' test runs, which come in bursts: a run measured while
+ * others used more than `maxOtherCpuPercent` is repeated (up to `retries` times, after a pause), and
+ * the least disturbed attempt is kept. A run still above the limit is marked `contended`.
+ */
+async function leastContended<T extends { otherCpuPercent: number }>(what: string, run: () => Promise<T>): Promise<T & { contended: boolean; attempts: number }> {
+  let best: T | undefined;
+  let attempts = 0;
+  for (;;) {
+    attempts++;
+    const result = await run();
+    if (best === undefined || result.otherCpuPercent < best.otherCpuPercent) best = result;
+    if (best.otherCpuPercent <= options.maxOtherCpuPercent || attempts > options.retries) break;
+    log(`${what}: others used ${fixed(result.otherCpuPercent, 0)} % CPU meanwhile (limit ${options.maxOtherCpuPercent} %); waiting, then again`);
+    await new Promise((r) => setTimeout(r, 15_000));
+  }
+  return { ...best, contended: best.otherCpuPercent > options.maxOtherCpuPercent, attempts };
+}
 
 const log = (msg: string) => console.error(`[density] ${msg}`);
 const loadAtStart = loadavg();
@@ -80,7 +104,7 @@ for (const backend of options.backends) {
   log(`engine ${backend}: idle base`);
   let idle: EngineRunResult | undefined;
   try {
-    idle = await runEngine({ ...common, calls: 0 });
+    idle = await leastContended(`engine ${backend} idle`, () => runEngine({ ...common, calls: 0 }));
     engineRuns.push(withMarginalRss(idle, undefined));
   } catch (error) {
     failedRuns.push({ arch: 'engine', backend, calls: 0, error: String(error) });
@@ -90,7 +114,7 @@ for (const backend of options.backends) {
     log(`engine ${backend}: ${calls} calls`);
     const cpuProfileDir = options.cpuProfile ? resolve(REPO_ROOT, '.cache', 'density-prof', `${backend}-${calls}-${Date.now()}`) : undefined;
     try {
-      const run = await runEngine({ ...common, calls, cpuProfileDir });
+      const run = await leastContended(`engine ${backend} N=${calls}`, () => runEngine({ ...common, calls, cpuProfileDir }));
       engineRuns.push(withMarginalRss(run, idle));
       log(`engine ${backend} N=${calls}: frame p99 ${fixed(run.frameLatencyMs.p99, 1)} ms, stop→turn p95 ${fixed(run.stopToTurnDecisionMs.p95, 0)} ms (${run.smartTurn.failures} failed batches), CPU ${fixed(run.cpuPercentTotal, 0)} %, RSS ${fixed(run.rssMb.mean, 0)} MB, others' CPU ${fixed(run.otherCpuPercent, 0)} %`);
     } catch (error) {
@@ -107,7 +131,8 @@ for (const backend of options.backends) {
 for (const calls of options.peerCalls.filter((n) => n > 0)) {
   log(`peers: ${calls} processes`);
   try {
-    const run = await runPeers({ calls, seconds: options.seconds, warmupSeconds: options.warmupSeconds, seed: options.seed, threads: options.peerThreads, tickMs: options.tickMs }, log);
+    const peerOptions = { calls, seconds: options.seconds, warmupSeconds: options.warmupSeconds, seed: options.seed, threads: options.peerThreads, tickMs: options.tickMs };
+    const run = await leastContended(`peers N=${calls}`, () => runPeers(peerOptions, log));
     peerRuns.push(run);
     log(`peers N=${calls}: frame p99 ${fixed(run.frameLatencyMs.p99, 1)} ms, stop→turn p95 ${fixed(run.stopToTurnDecisionMs.p95, 0)} ms, CPU ${fixed(run.cpuPercentTotal, 0)} %, RSS ${fixed(run.rssMb.mean, 0)} MB, others' CPU ${fixed(run.otherCpuPercent, 0)} %`);
   } catch (error) {

@@ -109,6 +109,9 @@ export interface EngineRunResult {
   otherCpuPercent: number;
   /** 1-minute load average at the start and end of the measured phase. */
   loadAverage: { atStart: number; atEnd: number };
+  /** Set by the parent: others used more CPU than allowed during every attempt at this run. */
+  contended?: boolean;
+  attempts?: number;
   rssMb: { mean: number; max: number };
   rssPerCallMb: number | null;
   vad: { batches: number; meanBatchSize: number };

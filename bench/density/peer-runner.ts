@@ -47,6 +47,9 @@ export interface PeerRunResult {
   /** CPU the rest of the machine used meanwhile (other engineers' work, and this parent), in % of one core. */
   otherCpuPercent: number;
   loadAverage: { atStart: number; atEnd: number };
+  /** Set by the parent: others used more CPU than allowed during every attempt at this run. */
+  contended?: boolean;
+  attempts?: number;
   rssMb: { mean: number; max: number };
   rssPerCallMb: number;
   /** One process with its models loaded and warm, before any audio. */

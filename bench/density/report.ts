@@ -21,6 +21,9 @@ const round = (value: number | null | undefined, digits = 1): number | null => {
   return Math.round(value * f) / f;
 };
 
+/** Others' CPU during the run, with '!' when it stayed above the limit on every attempt. */
+const others = (r: { otherCpuPercent: number; contended?: boolean }) => `${round(r.otherCpuPercent, 0) ?? '-'}${r.contended ? ' !' : ''}`;
+
 export type TableRow = Record<string, string | number | null>;
 
 const pair = (a: number, b: number, digits = 1) => `${round(a, digits) ?? '-'} / ${round(b, digits) ?? '-'}`;
@@ -49,7 +52,7 @@ export function resultRows(engineRuns: EngineRunWithBase[], peerRuns: PeerRunRes
       // Errors as the calls saw them: timeouts are not counted in the pool's `failures`.
       'ST req/batch/err': `${r.smartTurn.requests}/${r.smartTurn.batches}/${r.events.smartTurnErrors}`,
       'turns model/silence': `${r.events.turnsByModel}/${r.events.turnsBySilence}`,
-      "others' CPU %": round(r.otherCpuPercent, 0),
+      "others' CPU %": others(r),
     });
   }
   for (const r of peerRuns) {
@@ -69,7 +72,7 @@ export function resultRows(engineRuns: EngineRunWithBase[], peerRuns: PeerRunRes
       'VAD batch': 1,
       'ST req/batch/err': `${r.smartTurn.requests}/${r.smartTurn.requests}/${r.smartTurn.failures}`,
       'turns model/silence': `${r.events.turnsByModel}/${r.events.turnsBySilence}`,
-      "others' CPU %": round(r.otherCpuPercent, 0),
+      "others' CPU %": others(r),
     });
   }
   return rows;
