@@ -9,7 +9,7 @@ import { OpenAiLlm } from '../engine/providers/openai-llm.ts';
 import type { LanguageModel } from '../engine/providers/llm.ts';
 import type { SpeechToText } from '../engine/providers/stt.ts';
 import type { TextToSpeech } from '../engine/providers/tts.ts';
-import { startStandInLlm, startStandInStt, startStandInTts, type StandIn } from '../engine/providers/local/stand-ins.ts';
+import { startStandIns } from '../engine/providers/local/stand-ins.ts';
 import type { Config } from './config.ts';
 
 export type ProviderKind = 'real' | 'stand-in';
@@ -34,57 +34,46 @@ export interface Providers {
 }
 
 export async function startProviders(config: Config['providers']): Promise<Providers> {
-  const standIns: Array<StandIn<unknown>> = [];
-  try {
-    const { deepgram, openai, elevenlabs } = config;
+  const { deepgram, openai, elevenlabs } = config;
+  const roles = { stt: deepgram.apiKey === undefined, llm: openai.apiKey === undefined, tts: elevenlabs.apiKey === undefined };
+  const standIns = roles.stt || roles.llm || roles.tts ? await startStandIns(roles) : undefined;
 
-    let stt: SpeechToText;
-    let sttInfo: ProviderInfo;
-    if (deepgram.apiKey !== undefined) {
-      stt = new DeepgramStt({ apiKey: deepgram.apiKey, baseUrl: deepgram.url });
-      sttInfo = { kind: 'real', label: stt.label, url: deepgram.url };
-    } else {
-      const standIn = await startStandInStt();
-      standIns.push(standIn);
-      stt = standIn.provider;
-      sttInfo = { kind: 'stand-in', label: stt.label, url: standIn.url };
-    }
-
-    let llm: LanguageModel;
-    let llmInfo: ProviderInfo;
-    if (openai.apiKey !== undefined) {
-      llm = new OpenAiLlm({ apiKey: openai.apiKey, baseUrl: openai.baseUrl, model: openai.model });
-      llmInfo = { kind: 'real', label: llm.label, url: openai.baseUrl ?? 'https://api.openai.com/v1' };
-    } else {
-      const standIn = await startStandInLlm();
-      standIns.push(standIn);
-      llm = standIn.provider;
-      llmInfo = { kind: 'stand-in', label: llm.label, url: standIn.url };
-    }
-
-    let tts: TextToSpeech;
-    let ttsInfo: ProviderInfo;
-    if (elevenlabs.apiKey !== undefined) {
-      tts = new ElevenLabsTts({ apiKey: elevenlabs.apiKey, voiceId: elevenlabs.voiceId, baseUrl: elevenlabs.baseUrl });
-      ttsInfo = { kind: 'real', label: tts.label, url: elevenlabs.baseUrl ?? 'https://api.elevenlabs.io' };
-    } else {
-      const standIn = await startStandInTts();
-      standIns.push(standIn);
-      tts = standIn.provider;
-      ttsInfo = { kind: 'stand-in', label: tts.label, url: standIn.url };
-    }
-
-    let closing: Promise<void> | undefined;
-    return {
-      stt,
-      llm,
-      tts,
-      info: { stt: sttInfo, llm: llmInfo, tts: ttsInfo },
-      anyStandIn: standIns.length > 0,
-      close: () => (closing ??= Promise.allSettled(standIns.map((s) => s.close())).then(() => undefined)),
-    };
-  } catch (error) {
-    await Promise.allSettled(standIns.map((s) => s.close()));
-    throw error;
+  let stt: SpeechToText;
+  let sttInfo: ProviderInfo;
+  if (deepgram.apiKey !== undefined) {
+    stt = new DeepgramStt({ apiKey: deepgram.apiKey, baseUrl: deepgram.url });
+    sttInfo = { kind: 'real', label: stt.label, url: deepgram.url };
+  } else {
+    stt = standIns!.stt!.provider;
+    sttInfo = { kind: 'stand-in', label: stt.label, url: standIns!.stt!.url };
   }
+
+  let llm: LanguageModel;
+  let llmInfo: ProviderInfo;
+  if (openai.apiKey !== undefined) {
+    llm = new OpenAiLlm({ apiKey: openai.apiKey, baseUrl: openai.baseUrl, model: openai.model });
+    llmInfo = { kind: 'real', label: llm.label, url: openai.baseUrl ?? 'https://api.openai.com/v1' };
+  } else {
+    llm = standIns!.llm!.provider;
+    llmInfo = { kind: 'stand-in', label: llm.label, url: standIns!.llm!.url };
+  }
+
+  let tts: TextToSpeech;
+  let ttsInfo: ProviderInfo;
+  if (elevenlabs.apiKey !== undefined) {
+    tts = new ElevenLabsTts({ apiKey: elevenlabs.apiKey, voiceId: elevenlabs.voiceId, baseUrl: elevenlabs.baseUrl });
+    ttsInfo = { kind: 'real', label: tts.label, url: elevenlabs.baseUrl ?? 'https://api.elevenlabs.io' };
+  } else {
+    tts = standIns!.tts!.provider;
+    ttsInfo = { kind: 'stand-in', label: tts.label, url: standIns!.tts!.url };
+  }
+
+  return {
+    stt,
+    llm,
+    tts,
+    info: { stt: sttInfo, llm: llmInfo, tts: ttsInfo },
+    anyStandIn: standIns !== undefined,
+    close: async () => standIns?.close(),
+  };
 }

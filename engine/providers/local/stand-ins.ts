@@ -4,48 +4,20 @@
  * the product talks to it through the same official SDK client it uses in production: only the base
  * URL differs. They do not pretend to understand speech: the recogniser reports which utterance it
  * heard and how long it was, the language model acknowledges it, and the synthesiser speaks with
- * espeak-ng. Every label says "offline stand-in" so that logs, the API and the page cannot be mistaken
- * for a real deployment.
+ * espeak-ng. The servers run on their own thread, as the real services run elsewhere. Every label
+ * says "offline stand-in" so that logs, the API and the page cannot be mistaken for a real deployment.
  */
+import { Worker } from 'node:worker_threads';
 import { DeepgramStt } from '../deepgram-stt.ts';
 import { ElevenLabsTts } from '../elevenlabs-tts.ts';
 import { OpenAiLlm } from '../openai-llm.ts';
 import type { LanguageModel, LlmRequest, LlmChunk } from '../llm.ts';
 import type { SpeechToText, SttStream, SttStreamOptions } from '../stt.ts';
 import type { TextToSpeech, TtsAudio } from '../tts.ts';
-import { DeepgramFakeServer } from './deepgram-server.ts';
-import { ElevenLabsFakeServer } from './elevenlabs-server.ts';
-import { OpenAiFakeServer, type Responder, type WireMessage } from './openai-server.ts';
+import { VoiceError } from '../../errors.ts';
+import { STAND_IN_TAG, type StandInRoles, type StandInWorkerMessage } from './stand-in-replies.ts';
 
-/** Marks every text and label the stand-ins produce. */
-export const STAND_IN_TAG = '[offline stand-in]';
-
-/** The placeholder transcript of the n-th utterance of a call, e.g. `[offline stand-in] utterance 3 (1.4 s)`. */
-export function standInTranscript(index: number, durationMs: number): string {
-  return `${STAND_IN_TAG} utterance ${index} (${(durationMs / 1000).toFixed(1)} s)`;
-}
-
-const UTTERANCE_PATTERN = /utterance (\d+) \(([\d.]+) s\)/;
-
-function textOf(content: WireMessage['content']): string {
-  if (typeof content === 'string') return content;
-  if (Array.isArray(content)) return content.map((p) => p.text ?? '').join('');
-  return '';
-}
-
-/**
- * A short spoken acknowledgement of the caller's last utterance. Short on purpose: it is what every
- * simulated caller hears, and the density being measured is the engine's, not espeak-ng's.
- */
-export const standInResponder: Responder = ({ messages }) => {
-  const lastUser = [...messages].reverse().find((m) => m.role === 'user');
-  const said = textOf(lastUser?.content);
-  const match = UTTERANCE_PATTERN.exec(said);
-  if (match === null) return { text: 'Offline stand-in. I heard you.' };
-  // Rounded to half seconds so that replies repeat and the synthesiser's cache absorbs them.
-  const seconds = Math.max(0.5, Math.round(Number(match[2]) * 2) / 2);
-  return { text: `Offline stand-in. You spoke for ${seconds} seconds.` };
-};
+export { STAND_IN_TAG, standInResponder, standInTranscript } from './stand-in-replies.ts';
 
 class LabelledStt implements SpeechToText {
   readonly label: string;
@@ -94,30 +66,81 @@ class LabelledTts implements TextToSpeech {
 /** The key the SDK clients send; the stand-ins accept only it, as the real services check theirs. */
 const STAND_IN_KEY = 'offline-stand-in';
 
-export interface StandIn<P> {
-  provider: P;
-  /** Where its server listens (loopback). */
-  url: string;
+export interface StandIns {
+  stt?: { provider: SpeechToText; url: string };
+  llm?: { provider: LanguageModel; url: string };
+  tts?: { provider: TextToSpeech; url: string };
+  /** Stops the servers and their thread. Idempotent. */
   close(): Promise<void>;
 }
 
-/** Deepgram's live protocol; transcripts are {@link standInTranscript} placeholders. */
-export async function startStandInStt(): Promise<StandIn<SpeechToText>> {
-  const server = await DeepgramFakeServer.start({ apiKey: STAND_IN_KEY, transcribe: ({ index, durationMs }) => standInTranscript(index, durationMs) });
-  const inner = new DeepgramStt({ apiKey: STAND_IN_KEY, baseUrl: server.url, model: 'stand-in' });
-  return { provider: new LabelledStt(inner, `${STAND_IN_TAG} stt (deepgram protocol)`), url: server.url, close: () => server.close() };
+const START_TIMEOUT_MS = 10_000;
+const CLOSE_TIMEOUT_MS = 3000;
+
+export class StandInStartError extends VoiceError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('VE_STAND_IN_START_FAILED', message, { status: 500, cause: options.cause });
+    this.name = 'StandInStartError';
+  }
 }
 
-/** OpenAI Chat Completions; replies with {@link standInResponder}. */
-export async function startStandInLlm(): Promise<StandIn<LanguageModel>> {
-  const server = await OpenAiFakeServer.start({ apiKey: STAND_IN_KEY, responder: standInResponder });
-  const inner = new OpenAiLlm({ apiKey: STAND_IN_KEY, baseUrl: server.baseUrl, model: 'stand-in' });
-  return { provider: new LabelledLlm(inner, `${STAND_IN_TAG} llm (openai protocol)`), url: server.baseUrl, close: () => server.close() };
-}
+/**
+ * Starts the requested stand-in servers on a worker thread (see stand-in-worker.ts) and returns the
+ * official SDK clients pointed at them, labelled as offline stand-ins.
+ */
+export async function startStandIns(roles: StandInRoles): Promise<StandIns> {
+  const worker = new Worker(new URL('./stand-in-worker.ts', import.meta.url), { workerData: { roles, apiKey: STAND_IN_KEY } });
+  let urls: { stt?: string; llm?: string; tts?: string };
+  try {
+    urls = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new StandInStartError(`the stand-in servers did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      worker.once('error', (error) => {
+        clearTimeout(timer);
+        reject(new StandInStartError(`the stand-in servers failed to start: ${error.message}`, { cause: error }));
+      });
+      worker.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new StandInStartError(`the stand-in thread exited with ${code} during start-up`));
+      });
+      worker.once('message', (message: StandInWorkerMessage) => {
+        clearTimeout(timer);
+        if (message.type === 'ready') resolve(message.urls);
+      });
+    });
+  } catch (error) {
+    await worker.terminate();
+    throw error;
+  }
+  // Never keeps the process alive on its own: close() is the way to stop it.
+  worker.unref();
+  worker.on('error', () => {});
 
-/** ElevenLabs streaming PCM; real espeak-ng speech of the text. */
-export async function startStandInTts(): Promise<StandIn<TextToSpeech>> {
-  const server = await ElevenLabsFakeServer.start({ apiKey: STAND_IN_KEY });
-  const inner = new ElevenLabsTts({ apiKey: STAND_IN_KEY, voiceId: 'espeak-ng', baseUrl: server.baseUrl });
-  return { provider: new LabelledTts(inner, `${STAND_IN_TAG} tts (elevenlabs protocol, espeak-ng)`), url: server.baseUrl, close: () => server.close() };
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => {
+        worker.once('message', () => resolve());
+        worker.once('exit', () => resolve());
+      });
+      worker.postMessage({ type: 'close' });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, CLOSE_TIMEOUT_MS)))]);
+      clearTimeout(timer);
+      await worker.terminate();
+    })());
+
+  const standIns: StandIns = { close };
+  if (urls.stt !== undefined) {
+    const inner = new DeepgramStt({ apiKey: STAND_IN_KEY, baseUrl: urls.stt, model: 'stand-in' });
+    standIns.stt = { provider: new LabelledStt(inner, `${STAND_IN_TAG} stt (deepgram protocol)`), url: urls.stt };
+  }
+  if (urls.llm !== undefined) {
+    const inner = new OpenAiLlm({ apiKey: STAND_IN_KEY, baseUrl: urls.llm, model: 'stand-in' });
+    standIns.llm = { provider: new LabelledLlm(inner, `${STAND_IN_TAG} llm (openai protocol)`), url: urls.llm };
+  }
+  if (urls.tts !== undefined) {
+    const inner = new ElevenLabsTts({ apiKey: STAND_IN_KEY, voiceId: 'espeak-ng', baseUrl: urls.tts });
+    standIns.tts = { provider: new LabelledTts(inner, `${STAND_IN_TAG} tts (elevenlabs protocol, espeak-ng)`), url: urls.tts };
+  }
+  return standIns;
 }
