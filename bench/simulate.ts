@@ -7,7 +7,8 @@
  *
  * Options: --callers N (default 10), --seconds S of steady state after every caller joined (default 60),
  * --workers N media workers (default 2), --backend wasm|native (default wasm), --real-providers to keep
- * provider keys from the environment (default: offline stand-ins, so a run never bills anyone).
+ * provider keys from the environment (default: offline stand-ins, so a run never bills anyone),
+ * --profile-dir DIR to write V8 CPU profiles of the engine's threads there.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,6 +27,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '2' },
     backend: { type: 'string', default: 'wasm' },
     'real-providers': { type: 'boolean', default: false },
+    'profile-dir': { type: 'string' },
   },
 });
 const callers = Number(args.callers);
@@ -128,7 +130,8 @@ async function main(): Promise<void> {
   delete env.CI;
 
   process.stdout.write(`starting the engine (node server/main.ts; log: ${logPath}) ...\n`);
-  const child = spawn(process.execPath, ['server/main.ts'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const profile = args['profile-dir'] !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${args['profile-dir']}`] : [];
+  const child = spawn(process.execPath, [...profile, 'server/main.ts'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   engineChild = child;
   let output = '';
   const log = createWriteStream(logPath);

@@ -41,12 +41,16 @@ describe('stand-in servers on their own thread', () => {
     }
   });
 
-  it('numbers each utterance of a stream and gives its length', async () => {
-    const speech = await synthesizeSpeech('The gate is closed.', 16_000);
-    const pcm = concatPcm([silence(300, 16_000), speech, silence(800, 16_000), speech, silence(800, 16_000)]);
+  // 48 kHz in frames that do not divide by 3 exercises the decimation's carry-over.
+  it.each([
+    { sampleRate: 16_000, frameSamples: 320 },
+    { sampleRate: 48_000, frameSamples: 481 },
+  ])('numbers each utterance of a $sampleRate Hz stream and gives its length', async ({ sampleRate, frameSamples }) => {
+    const speech = await synthesizeSpeech('The gate is closed.', sampleRate);
+    const pcm = concatPcm([silence(300, sampleRate), speech, silence(800, sampleRate), speech, silence(800, sampleRate)]);
     const finals: TranscriptResult[] = [];
-    const stream = standIns.stt!.provider.stream({ sampleRate: 16_000, onResult: (r) => r.kind === 'final' && r.text !== '' && finals.push(r), onError: () => {} });
-    for (let offset = 0; offset < pcm.length; offset += 320) stream.pushAudio(pcm.subarray(offset, offset + 320));
+    const stream = standIns.stt!.provider.stream({ sampleRate, onResult: (r) => r.kind === 'final' && r.text !== '' && finals.push(r), onError: () => {} });
+    for (let offset = 0; offset < pcm.length; offset += frameSamples) stream.pushAudio(pcm.subarray(offset, offset + frameSamples));
     // The audio is queued while the connection opens; the stand-in segments it by its own clock.
     for (const deadline = performance.now() + 10_000; finals.length < 2 && performance.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
     await stream.close();
@@ -56,7 +60,10 @@ describe('stand-in servers on their own thread', () => {
     ]);
     const seconds = Number(/\((\d+\.\d) s\)/.exec(finals[0].text)![1]);
     expect(seconds).toBeGreaterThan(0.5);
-    expect(seconds).toBeLessThan((speech.length / 16_000) + 0.3);
+    expect(seconds).toBeLessThan(speech.length / sampleRate + 0.3);
+    // Times are call-relative in ms whatever rate the stand-in was fed: the first word starts after the 300 ms lead-in.
+    expect(finals[0].startMs).toBeGreaterThanOrEqual(250);
+    expect(finals[1].startMs).toBeGreaterThan(finals[0].endMs);
   });
 
   it('answers through the OpenAI SDK and speaks through the ElevenLabs SDK', async () => {

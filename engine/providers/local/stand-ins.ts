@@ -19,7 +19,17 @@ import { STAND_IN_TAG, type StandInRoles, type StandInWorkerMessage } from './st
 
 export { STAND_IN_TAG, standInResponder, standInTranscript } from './stand-in-replies.ts';
 
-class LabelledStt implements SpeechToText {
+/** Audio the stand-in recogniser gets per WebSocket message. */
+export const STAND_IN_STT_BATCH_MS = 100;
+/** The stand-in only measures energy: 16 kHz is plenty. */
+const STAND_IN_STT_SAMPLE_RATE = 16_000;
+
+/**
+ * The stand-in recogniser's client side: caller audio is decimated to 16 kHz and sent in 100 ms
+ * messages. One message per 10 ms frame made the WebSocket writes alone 18 % of the engine's main
+ * thread at 10 calls; a placeholder transcript does not need that.
+ */
+class StandInStt implements SpeechToText {
   readonly label: string;
   #inner: SpeechToText;
 
@@ -29,7 +39,47 @@ class LabelledStt implements SpeechToText {
   }
 
   stream(opts: SttStreamOptions): SttStream {
-    return this.#inner.stream(opts);
+    const factor = opts.sampleRate % STAND_IN_STT_SAMPLE_RATE === 0 ? opts.sampleRate / STAND_IN_STT_SAMPLE_RATE : 1;
+    const inner = this.#inner.stream({ ...opts, sampleRate: opts.sampleRate / factor });
+    const batchSamples = Math.round((STAND_IN_STT_BATCH_MS * opts.sampleRate) / factor / 1000);
+    let batch = new Int16Array(batchSamples);
+    let filled = 0;
+    // Input samples carried over when a frame's length is not a multiple of the factor.
+    let carry: number[] = [];
+    const flush = (): void => {
+      if (filled === 0) return;
+      inner.pushAudio(batch.subarray(0, filled));
+      batch = new Int16Array(batchSamples);
+      filled = 0;
+    };
+    return {
+      pushAudio(pcm: Int16Array): void {
+        let i = 0;
+        if (carry.length > 0) {
+          while (carry.length < factor && i < pcm.length) carry.push(pcm[i++]);
+          if (carry.length < factor) return;
+          batch[filled++] = carry.reduce((a, b) => a + b, 0) / factor;
+          carry = [];
+          if (filled === batchSamples) flush();
+        }
+        // Averaging `factor` samples is a crude low-pass; enough for an energy detector.
+        for (; i + factor <= pcm.length; i += factor) {
+          let sum = 0;
+          for (let k = 0; k < factor; k++) sum += pcm[i + k];
+          batch[filled++] = sum / factor;
+          if (filled === batchSamples) flush();
+        }
+        for (; i < pcm.length; i++) carry.push(pcm[i]);
+      },
+      finalize(): void {
+        flush();
+        inner.finalize();
+      },
+      close(): Promise<void> {
+        flush();
+        return inner.close();
+      },
+    };
   }
 }
 
@@ -132,7 +182,7 @@ export async function startStandIns(roles: StandInRoles): Promise<StandIns> {
   const standIns: StandIns = { close };
   if (urls.stt !== undefined) {
     const inner = new DeepgramStt({ apiKey: STAND_IN_KEY, baseUrl: urls.stt, model: 'stand-in' });
-    standIns.stt = { provider: new LabelledStt(inner, `${STAND_IN_TAG} stt (deepgram protocol)`), url: urls.stt };
+    standIns.stt = { provider: new StandInStt(inner, `${STAND_IN_TAG} stt (deepgram protocol)`), url: urls.stt };
   }
   if (urls.llm !== undefined) {
     const inner = new OpenAiLlm({ apiKey: STAND_IN_KEY, baseUrl: urls.llm, model: 'stand-in' });
