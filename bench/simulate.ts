@@ -196,6 +196,7 @@ async function main(): Promise<void> {
     await Promise.race([ramp, new Promise((r) => setTimeout(r, 500))]);
   }
   const joined = await ramp;
+  if (failures.length > 0) progress(`ramp-up: ${failures.length} calls failed, first: ${failures[0]}`, isTty, true);
   const rampSeconds = (performance.now() - rampStart) / 1000;
   progress(`ramp-up  ${bar(1)}  ${joined.length}/${callers} callers joined in ${rampSeconds.toFixed(1)} s`, isTty, true);
 

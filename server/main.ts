@@ -224,6 +224,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // One call's failed clean-up must not hang up every other call. Seen under load: rtc-node's native
+  // handle finaliser throws "trying to drop an invalid handle" outside any call stack of ours.
+  const survive = (kind: string) => (error: unknown) => {
+    if (server !== undefined) server.app.log.error({ err: error }, `${kind} (the engine keeps running)`);
+    else process.stderr.write(`${kind}: ${(error as Error)?.stack ?? String(error)}\n`);
+  };
+  process.on('uncaughtException', survive('uncaught exception'));
+  process.on('unhandledRejection', survive('unhandled rejection'));
 
   try {
     server = await startServer(config, progress);
