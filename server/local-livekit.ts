@@ -150,9 +150,9 @@ export async function freeLoopbackPort(): Promise<number> {
  */
 export async function startLocalLiveKit(opts: LocalLiveKitOptions = {}): Promise<LocalLiveKit> {
   const binaryPath = opts.binaryPath ?? LIVEKIT_BINARY;
-  if (!existsSync(binaryPath)) throw new LocalLiveKitError(`${binaryPath} is missing; build it with: bash scripts/install-servers.sh`);
   const apiSecret = opts.apiSecret ?? randomBytes(24).toString('hex');
   if (apiSecret.length < MIN_SECRET_LENGTH) throw new LocalLiveKitError(`the LiveKit API secret must have at least ${MIN_SECRET_LENGTH} characters`);
+  if (!existsSync(binaryPath)) throw new LocalLiveKitError(`${binaryPath} is missing; build it with: bash scripts/install-servers.sh`);
   let lastError: unknown;
   // The free port may be taken between probing and binding by another server on the machine: retry.
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
