@@ -25,6 +25,7 @@ import { runEngine } from './density/engine-runner.ts';
 import { runPeers, type PeerRunResult } from './density/peer-runner.ts';
 import { ratios, resultRows, targets, withMarginalRss, type EngineRunWithBase } from './density/report.ts';
 import { printProfileTops } from './density/profile-top.ts';
+import { clockTicksPerSecond, machineBusyCpuSeconds } from './density/proc-stats.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -67,6 +68,28 @@ const options = {
   retries: Number(values.retries),
 };
 
+const QUIET_SAMPLE_MS = 3000;
+const QUIET_MAX_WAIT_MS = 180_000;
+
+/** Waits (up to 3 minutes) until the machine, with nothing of ours running, is below the CPU limit. */
+async function waitForQuietMachine(what: string): Promise<void> {
+  const ticks = clockTicksPerSecond();
+  const deadline = Date.now() + QUIET_MAX_WAIT_MS;
+  let told = false;
+  for (;;) {
+    const before = machineBusyCpuSeconds(ticks);
+    await new Promise((r) => setTimeout(r, QUIET_SAMPLE_MS));
+    const busyPercent = ((machineBusyCpuSeconds(ticks) - before) * 1000 * 100) / QUIET_SAMPLE_MS;
+    if (!(busyPercent > options.maxOtherCpuPercent)) return;
+    if (Date.now() > deadline) {
+      log(`${what}: the machine stayed busy (${fixed(busyPercent, 0)} % CPU); measuring anyway`);
+      return;
+    }
+    if (!told) log(`${what}: the machine is busy (${fixed(busyPercent, 0)} % CPU of others); waiting for it to calm down`);
+    told = true;
+  }
+}
+
 /**
  * The machine is shared with other engineers' test runs, which come in bursts: a run measured while
  * others used more than `maxOtherCpuPercent` is repeated (up to `retries` times, after a pause), and
@@ -77,11 +100,11 @@ async function leastContended<T extends { otherCpuPercent: number }>(what: strin
   let attempts = 0;
   for (;;) {
     attempts++;
+    await waitForQuietMachine(what);
     const result = await run();
     if (best === undefined || result.otherCpuPercent < best.otherCpuPercent) best = result;
     if (best.otherCpuPercent <= options.maxOtherCpuPercent || attempts > options.retries) break;
-    log(`${what}: others used ${fixed(result.otherCpuPercent, 0)} % CPU meanwhile (limit ${options.maxOtherCpuPercent} %); waiting, then again`);
-    await new Promise((r) => setTimeout(r, 15_000));
+    log(`${what}: others used ${fixed(result.otherCpuPercent, 0)} % CPU meanwhile (limit ${options.maxOtherCpuPercent} %); again`);
   }
   return { ...best, contended: best.otherCpuPercent > options.maxOtherCpuPercent, attempts };
 }
