@@ -166,6 +166,7 @@ async function main(): Promise<void> {
   };
 
   const failures: string[] = [];
+  const isTty = process.stdout.isTTY === true;
   const fleet = new CallerFleet({
     placeCall: async (): Promise<PlacedCall> => {
       const body = await api('/v1/calls', { method: 'POST', json: { callerName: 'simulated caller', metadata: { simulated: true } } });
@@ -174,13 +175,28 @@ async function main(): Promise<void> {
     endCall: async (callId) => {
       await api(`/v1/calls/${callId}/end`, { method: 'POST', json: {} });
     },
-    onError: (error) => failures.push(String((error as Error).message ?? error)),
+    onError: (error) => {
+      failures.push(String((error as Error).message ?? error));
+      if (failures.length <= 3) progress(`call failed: ${failures[failures.length - 1]}`, isTty, true);
+    },
   });
   activeFleet = fleet;
 
+  // Ctrl-C reaches the engine too (same process group); hang the callers up before leaving.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      process.stdout.write(`\n${signal}: hanging up ...\n`);
+      void fleet.close().finally(async () => {
+        child.kill('SIGTERM');
+        await exited;
+        await dispose().catch(() => {});
+        process.exit(130);
+      });
+    });
+  }
+
   const idleRss = procRssBytes(child.pid!);
   const livekitPids = () => descendants(child.pid!).filter((pid) => processName(pid).startsWith('livekit'));
-  const isTty = process.stdout.isTTY === true;
 
   // Ramp-up: a few calls at a time, each caller's first sentence spread over a few seconds.
   const rampStart = performance.now();

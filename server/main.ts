@@ -227,6 +227,9 @@ async function main(): Promise<void> {
   // One call's failed clean-up must not hang up every other call. Seen under load: rtc-node's native
   // handle finaliser throws "trying to drop an invalid handle" outside any call stack of ours.
   const survive = (kind: string) => (error: unknown) => {
+    // Output gone (the terminal or the parent closed the pipe): there is nowhere to report it, and
+    // reporting would fail again.
+    if ((error as { code?: unknown })?.code === 'EPIPE') return;
     if (server !== undefined) server.app.log.error({ err: error }, `${kind} (the engine keeps running)`);
     else process.stderr.write(`${kind}: ${(error as Error)?.stack ?? String(error)}\n`);
   };

@@ -98,6 +98,8 @@ export class SimulatedCaller {
   static async join(call: PlacedCall, latency: LatencyRecorder, options: Partial<SimulatedCallerOptions> = {}): Promise<SimulatedCaller> {
     const caller = new SimulatedCaller(call.callId, { ...DEFAULT_OPTIONS, ...options }, latency);
     caller.#room.on(RoomEvent.TrackSubscribed, (track) => caller.#listen(track));
+    // The bot publishes transcripts on this topic; without a handler rtc-node logs every one of them.
+    caller.#room.registerTextStreamHandler('lk.transcription', (reader) => void reader.readAll().catch(() => {}));
     try {
       await caller.#room.connect(call.livekitUrl, call.callerToken, { autoSubscribe: true, dynacast: false });
       caller.#track = LocalAudioTrack.createAudioTrack('microphone', caller.#source);
