@@ -177,6 +177,8 @@ async function main(): Promise<void> {
 
   feeder.add(random() * FRAME_MS, () => onFrame(audio.next()));
 
+  // The parent died or gave up: a call process has nobody left to report to.
+  process.on('disconnect', () => process.exit(0));
   process.on('message', (command: PeerCommand) => {
     if (command.type === 'start') {
       feeder.start();
