@@ -116,8 +116,9 @@ export class SimulatedCaller {
 
   #listen(track: RemoteTrack): void {
     if (track.kind !== TrackKind.KIND_AUDIO) return;
-    // 16 kHz is enough to tell speech from silence and costs a third of 48 kHz to move.
-    const reader = new AudioStream(track, { sampleRate: 16_000, numChannels: 1 }).getReader();
+    // 16 kHz in 50 ms frames is enough to tell speech from silence, at a fraction of the FFI traffic
+    // of 48 kHz in 10 ms frames: the callers share the machine with the engine they measure.
+    const reader = new AudioStream(track, { sampleRate: 16_000, numChannels: 1, frameSizeMs: 50 }).getReader();
     this.#readers.push(reader);
     void (async () => {
       try {
