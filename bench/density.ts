@@ -23,7 +23,7 @@ import { buildConversationPool } from './density/conversations.ts';
 import { fixed, INPUT_SAMPLE_RATE, parseBackend, parseCountList, type EngineRunResult } from './density/common.ts';
 import { runEngine } from './density/engine-runner.ts';
 import { runPeers, type PeerRunResult } from './density/peer-runner.ts';
-import { ratios, resultRows, targets, withMarginalRss, type EngineRunWithBase } from './density/report.ts';
+import { printReport, withMarginalRss, type EngineRunWithBase, type FailedRun } from './density/report.ts';
 import { printProfileTops } from './density/profile-top.ts';
 import { clockTicksPerSecond, machineBusyCpuSeconds } from './density/proc-stats.ts';
 
@@ -120,7 +120,7 @@ log(`conversation pool: ${pool.map((c) => (c.pcm.length / INPUT_SAMPLE_RATE).toF
 const engineRuns: EngineRunWithBase[] = [];
 const peerRuns: PeerRunResult[] = [];
 /** A run that failed is reported and skipped: one crash must not throw away the other runs' numbers. */
-const failedRuns: Array<{ arch: string; backend: string; calls: number; error: string }> = [];
+const failedRuns: FailedRun[] = [];
 
 for (const backend of options.backends) {
   const common = { backend, seconds: options.seconds, warmupSeconds: options.warmupSeconds, workers: options.workers, turnWorkers: options.turnWorkers, tickMs: options.tickMs, seed: options.seed };
@@ -165,23 +165,12 @@ for (const calls of options.peerCalls.filter((n) => n > 0)) {
 }
 
 const loadAtEnd = loadavg();
-const rows = resultRows(engineRuns, peerRuns);
-const ratioRows = ratios(engineRuns, peerRuns);
-const targetRows = targets(engineRuns, ratioRows);
-
-console.log(`Density: ${options.workers} media workers + ${options.turnWorkers} turn worker(s) vs one process per call; ${options.seconds} s measured after ${options.warmupSeconds} s warm-up`);
-console.table(rows);
-const idleRows = [
-  ...engineRuns.filter((r) => r.calls === 0).map((r) => ({ what: `idle engine, ${r.backend}`, 'RSS MB': Math.round(r.rssMb.mean), 'start ms': r.engineStartMs })),
-  ...peerRuns.map((r) => ({ what: `idle peer process (of ${r.calls})`, 'RSS MB': Math.round(r.idleRssPerProcessMb), 'start ms': Math.round(r.loadMs.max) })),
-];
-if (idleRows.length > 0) console.table(idleRows);
-if (ratioRows.length > 0) {
-  console.log('Peer / engine per call (> 1: the engine uses less); extrapolated rows compare with the largest peer run');
-  console.table(ratioRows);
-}
-if (targetRows.length > 0) console.table(targetRows);
-if (failedRuns.length > 0) console.table(failedRuns);
+const { ratios: ratioRows, targets: targetRows } = printReport(
+  `Density: ${options.workers} media workers + ${options.turnWorkers} turn worker(s) vs one process per call; ${options.seconds} s measured after ${options.warmupSeconds} s warm-up`,
+  engineRuns,
+  peerRuns,
+  failedRuns,
+);
 console.log(`load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}`);
 
 const commit = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim();

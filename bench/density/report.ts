@@ -167,3 +167,36 @@ export function targets(engineRuns: EngineRunWithBase[], ratioRows: Ratio[]): Ta
   }
   return out;
 }
+
+export interface FailedRun {
+  arch: string;
+  backend: string;
+  calls: number;
+  error: string;
+}
+
+/** Prints every table of a density run (also used to re-render a saved results file) and returns the derived rows. */
+export function printReport(
+  title: string,
+  engineRuns: EngineRunWithBase[],
+  peerRuns: PeerRunResult[],
+  failedRuns: FailedRun[],
+): { rows: TableRow[]; ratios: Ratio[]; targets: Target[] } {
+  const rows = resultRows(engineRuns, peerRuns);
+  const ratioRows = ratios(engineRuns, peerRuns);
+  const targetRows = targets(engineRuns, ratioRows);
+  console.log(title);
+  console.table(rows);
+  const idleRows = [
+    ...engineRuns.filter((r) => r.calls === 0).map((r) => ({ what: `idle engine, ${r.backend}`, 'RSS MB': Math.round(r.rssMb.mean), 'start ms': r.engineStartMs })),
+    ...peerRuns.map((r) => ({ what: `idle peer process (of ${r.calls})`, 'RSS MB': Math.round(r.idleRssPerProcessMb), 'start ms': Math.round(r.loadMs.max) })),
+  ];
+  if (idleRows.length > 0) console.table(idleRows);
+  if (ratioRows.length > 0) {
+    console.log('Peer / engine per call (> 1: the engine uses less); extrapolated rows compare with the largest peer run');
+    console.table(ratioRows);
+  }
+  if (targetRows.length > 0) console.table(targetRows);
+  if (failedRuns.length > 0) console.table(failedRuns);
+  return { rows, ratios: ratioRows, targets: targetRows };
+}
