@@ -8,12 +8,15 @@
  * Options: --callers N (default 10), --seconds S of steady state after every caller joined (default 60),
  * --workers N media workers (default 2), --backend wasm|native (default wasm), --real-providers to keep
  * provider keys from the environment (default: offline stand-ins, so a run never bills anyone),
- * --profile-dir DIR to write V8 CPU profiles of the engine's threads there.
+ * --profile-dir DIR to write V8 CPU profiles of the engine's threads there, --ramp-seconds S to stop
+ * placing calls after S seconds (default 180; the summary then says how many were held), --caller-nice N
+ * (default 10): the simulated callers stand for people on other machines, so on a shared machine they
+ * yield the CPU to the engine being measured rather than compete with it.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, setPriority, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { dispose } from '@livekit/rtc-node';
@@ -28,6 +31,8 @@ const { values: args } = parseArgs({
     backend: { type: 'string', default: 'wasm' },
     'real-providers': { type: 'boolean', default: false },
     'profile-dir': { type: 'string' },
+    'ramp-seconds': { type: 'string', default: '180' },
+    'caller-nice': { type: 'string', default: '10' },
   },
 });
 const callers = Number(args.callers);
@@ -195,13 +200,17 @@ async function main(): Promise<void> {
     });
   }
 
+  // After the spawn, so that the engine (and its LiveKit server) keep the normal priority.
+  setPriority(Number(args['caller-nice']));
+
   const idleRss = procRssBytes(child.pid!);
   const livekitPids = () => descendants(child.pid!).filter((pid) => processName(pid).startsWith('livekit'));
 
   // Ramp-up: a few calls at a time, each caller's first sentence spread over a few seconds.
   const rampStart = performance.now();
   let rampDone = false;
-  const ramp = fleet.add(callers, { concurrency: 4, spreadMs: 4000 }).then((ids) => {
+  const rampTimeout = AbortSignal.timeout(Number(args['ramp-seconds']) * 1000);
+  const ramp = fleet.add(callers, { concurrency: 4, spreadMs: 4000, signal: rampTimeout }).then((ids) => {
     rampDone = true;
     return ids;
   });
@@ -212,6 +221,7 @@ async function main(): Promise<void> {
     await Promise.race([ramp, new Promise((r) => setTimeout(r, 500))]);
   }
   const joined = await ramp;
+  if (rampTimeout.aborted) progress(`ramp-up: stopped placing calls after ${args['ramp-seconds']} s`, isTty, true);
   if (failures.length > 0) progress(`ramp-up: ${failures.length} calls failed, first: ${failures[0]}`, isTty, true);
   const rampSeconds = (performance.now() - rampStart) / 1000;
   progress(`ramp-up  ${bar(1)}  ${joined.length}/${callers} callers joined in ${rampSeconds.toFixed(1)} s`, isTty, true);

@@ -249,13 +249,14 @@ export class CallerFleet {
 
   /**
    * Places `count` calls (a few at a time, so the engine's start-up work is spread out) and has a caller
-   * join each. Returns the ids of the calls that are now talking.
+   * join each, until `signal` aborts. Returns the ids of the calls that are now talking.
    */
-  async add(count: number, opts: { concurrency?: number; spreadMs?: number } = {}): Promise<string[]> {
+  async add(count: number, opts: { concurrency?: number; spreadMs?: number; signal?: AbortSignal } = {}): Promise<string[]> {
     const added: string[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < count && !this.#closed) {
+      // An aborted signal stops placing new calls; the ones placed so far stay.
+      while (next < count && !this.#closed && opts.signal?.aborted !== true) {
         next++;
         let placed: PlacedCall | undefined;
         try {
