@@ -6,7 +6,8 @@
  * Prints a progress bar, then a summary table; writes bench/results/simulate.json.
  *
  * Options: --callers N (default 10), --seconds S of steady state after every caller joined (default 60),
- * --workers N media workers (default 2), --backend wasm|native (default wasm), --real-providers to keep
+ * --workers N media workers (default 2), --backend wasm|native for both models (default: the engine's
+ * configured defaults), --real-providers to keep
  * provider keys from the environment (default: offline stand-ins, so a run never bills anyone),
  * --profile-dir DIR to write V8 CPU profiles of the engine's threads there, --ramp-seconds S to stop
  * placing calls after S seconds (default 180; the summary then says how many were held), --caller-nice N
@@ -28,7 +29,7 @@ const { values: args } = parseArgs({
     callers: { type: 'string', default: '10' },
     seconds: { type: 'string', default: '60' },
     workers: { type: 'string', default: '2' },
-    backend: { type: 'string', default: 'wasm' },
+    backend: { type: 'string' },
     'real-providers': { type: 'boolean', default: false },
     'profile-dir': { type: 'string' },
     'ramp-seconds': { type: 'string', default: '180' },
@@ -37,7 +38,7 @@ const { values: args } = parseArgs({
 });
 const callers = Number(args.callers);
 const seconds = Number(args.seconds);
-if (!Number.isInteger(callers) || callers < 1 || !Number.isFinite(seconds) || seconds <= 0 || !['wasm', 'native'].includes(args.backend!)) {
+if (!Number.isInteger(callers) || callers < 1 || !Number.isFinite(seconds) || seconds <= 0 || (args.backend !== undefined && !['wasm', 'native'].includes(args.backend))) {
   process.stderr.write('usage: npm run simulate -- --callers N --seconds S [--workers N] [--backend wasm|native] [--real-providers]\n');
   process.exit(2);
 }
@@ -125,8 +126,7 @@ async function main(): Promise<void> {
     RECORDING_DIR: join(dataDir, 'recordings'),
     ENGINE_MAX_CALLS: String(Math.max(callers, 50)),
     ENGINE_WORKERS: args.workers!,
-    VAD_BACKEND: args.backend!,
-    SMART_TURN_BACKEND: args.backend!,
+    ...(args.backend !== undefined ? { VAD_BACKEND: args.backend, SMART_TURN_BACKEND: args.backend } : {}),
     // Each simulated call is created by one request and ended by another; the default 600 a minute is plenty,
     // but the page and the progress polls share the key.
     RATE_LIMIT_MAX: '100000',
@@ -281,7 +281,7 @@ async function main(): Promise<void> {
     ['LiveKit server CPU (total / per call)', `${fmt((livekitCpuS / wallS) * 100)} % / ${fmt(perCall((livekitCpuS / wallS) * 100), 1)} % of one core`],
     ['simulated callers CPU (this process)', `${fmt((selfCpuS / wallS) * 100)} % of one core`],
     ['engine memory (RSS idle / end / per call)', `${fmt(idleRss / 2 ** 20)} / ${fmt(rss / 2 ** 20)} MB / ${fmt(perCall((rss - idleRss) / 2 ** 20), 1)} MB`],
-    ['machine', `${cpus().length} x ${cpus()[0]?.model.trim() ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${args.backend} backend, ${args.workers} media workers`],
+    ['machine', `${cpus().length} x ${cpus()[0]?.model.trim() ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30)} GiB, node ${process.version}, VAD ${engine.runtime?.engine.vadBackend}, Smart Turn ${engine.runtime?.engine.smartTurnBackend}, ${args.workers} media workers`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(`\nsummary (${new Date().toISOString()})\n`);
@@ -298,7 +298,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         machine: { cpus: cpus().length, model: cpus()[0]?.model.trim(), memoryGiB: Math.round(totalmem() / 2 ** 30) },
         node: process.version,
-        options: { callers, seconds, workers: Number(args.workers), backend: args.backend, realProviders: args['real-providers'] },
+        options: { callers, seconds, workers: Number(args.workers), backends: engine.runtime?.engine, realProviders: args['real-providers'] },
         calls: { requested: callers, joined: joined.length, held, failed: endStats.failed },
         engineMetrics: m,
         callers: {
@@ -334,6 +334,13 @@ function progress(line: string, isTty: boolean, final = false): void {
     process.stdout.write(`${line}\n`);
   }
 }
+
+// rtc-node's native handle finaliser has been seen throwing "trying to drop an invalid handle" under
+// load, outside any call stack of ours; one caller's clean-up must not end the whole run.
+let uncaught = 0;
+process.on('uncaughtException', (error) => {
+  if (++uncaught <= 3) process.stderr.write(`\nuncaught (the run goes on): ${(error as Error)?.message ?? error}\n`);
+});
 
 await main().catch(async (error) => {
   process.stderr.write(`simulate failed: ${(error as Error).stack ?? error}\n`);
