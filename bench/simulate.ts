@@ -138,6 +138,8 @@ async function main(): Promise<void> {
   const profile = args['profile-dir'] !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${args['profile-dir']}`] : [];
   const child = spawn(process.execPath, [...profile, 'server/main.ts'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   engineChild = child;
+  // Whatever ends this script (but SIGKILL) ends the engine too; a graceful stop has already waited for it.
+  process.on('exit', () => child.kill('SIGKILL'));
   let output = '';
   const log = createWriteStream(logPath);
   const onData = (d: Buffer): void => {
@@ -161,6 +163,8 @@ async function main(): Promise<void> {
 
   const api = async (path: string, init: { method?: string; json?: unknown } = {}): Promise<Record<string, any>> => {
     const res = await fetch(`${baseUrl}${path}`, {
+      // A saturated engine must fail a request, not hold the ramp-up forever.
+      signal: AbortSignal.timeout(30_000),
       method: init.method ?? 'GET',
       headers: { authorization: `Bearer ${apiKey}`, ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: init.json !== undefined ? JSON.stringify(init.json) : undefined,
