@@ -11,7 +11,10 @@
  *
  * Run: npm run bench -- density [--calls 25,50,100] [--seconds 30] [--warmup-seconds 5]
  *        [--backends wasm,native] [--peer-calls 10,25] [--workers 2] [--turn-workers 1]
- *        [--quick] [--cpu-prof] [--out bench/results/density.json]
+ *        [--quick] [--cpu-prof] [--max-other-cpu 30] [--retries 2] [--out bench/results/density.json]
+ * A full default run takes 5-7 minutes on a quiet 2-core machine; on a busy shared one it waits for
+ * quiet moments and repeats disturbed runs (see `leastContended`). Re-print a saved file with
+ * `node bench/density/render.ts`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
