@@ -273,7 +273,7 @@ async function main(): Promise<void> {
   const held = minActive;
   const perCall = (v: number) => v / Math.max(1, held);
   const rows: Array<[string, string]> = [
-    ['calls requested / joined / held to the end', `${callers} / ${joined.length} / ${held} (failed ${endStats.failed})`],
+    ['calls requested / callers joined / engine calls (fewest in the window)', `${callers} / ${joined.length} / ${held} (failed ${endStats.failed})`],
     ['steady-state window', `${wallS.toFixed(0)} s after a ${rampSeconds.toFixed(0)} s ramp-up`],
     ['frame latency p50 / p99 (engine)', `${fmt(m.frame_latency_p50_ms, 1)} / ${fmt(m.frame_latency_p99_ms, 1)} ms`],
     ['turn-decision latency p95 (VAD stop -> Smart Turn)', `${fmt(m.turn_decision_latency_p95_ms)} ms`],
