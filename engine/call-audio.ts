@@ -20,7 +20,7 @@ export type MediaEventListener = (event: MediaEvent) => void;
 
 export interface CallAudioHooks {
   notify(callId: string): void;
-  requestSmartTurn(call: CallAudio, requestId: number, features: Float32Array): void;
+  requestSmartTurn(call: CallAudio, requestId: number, features: Float32Array, featureMs: number): void;
   recordFrameLatency(latencyMs: number): void;
   onListenerError(callId: string, error: unknown): void;
   close(call: CallAudio): Promise<void>;
@@ -94,11 +94,11 @@ export class CallAudio {
     this.#apply(this.turn.onAudioProgress(endSamples));
   }
 
-  handleVadEvent(type: 'speech_start' | 'speech_end', offsetSamples: number, features?: Float32Array): void {
+  handleVadEvent(type: 'speech_start' | 'speech_end', offsetSamples: number, features?: Float32Array, featureMs = 0): void {
     this.#emit({ type, offsetSamples });
     const step = type === 'speech_start' ? this.turn.onSpeechStart(offsetSamples) : this.turn.onSpeechEnd(offsetSamples);
     this.#apply(step);
-    if (step.request && features) this.#hooks.requestSmartTurn(this, step.request.requestId, features);
+    if (step.request && features) this.#hooks.requestSmartTurn(this, step.request.requestId, features, featureMs);
   }
 
   handleSmartTurn(requestId: number, probability: number): void {

@@ -64,6 +64,8 @@ export class MediaPool {
   #nextRequestId = 1;
   #closed = false;
   #moving = false;
+  #toRing = new Set<WorkerSlot>();
+  #ringScheduled = false;
 
   constructor(options: MediaPoolOptions, listener: MediaPoolListener) {
     this.options = options;
@@ -179,9 +181,22 @@ export class MediaPool {
     return slot.id;
   }
 
-  /** Tells the call's worker that its ring has new audio. */
+  /**
+   * Tells the call's worker that its ring has new audio. Rings each worker's doorbell at most once per
+   * turn of the event loop (an Atomics.notify costs tens of microseconds; frames of many calls arrive
+   * in the same turn).
+   */
   notify(callId: string): void {
-    this.#calls.get(callId)?.slot.doorbell.ring();
+    const slot = this.#calls.get(callId)?.slot;
+    if (!slot) return;
+    this.#toRing.add(slot);
+    if (this.#ringScheduled) return;
+    this.#ringScheduled = true;
+    setImmediate(() => {
+      this.#ringScheduled = false;
+      for (const pending of this.#toRing) pending.doorbell.ring();
+      this.#toRing.clear();
+    });
   }
 
   workerOf(callId: string): number | undefined {

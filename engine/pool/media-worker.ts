@@ -47,7 +47,7 @@ export default async function serve(task: ServeTask): Promise<{ workerId: number
   }
   worker.close();
   port.close();
-  session.release();
+  await session.release();
   return { workerId: settings.workerId, stopped: true };
 }
 

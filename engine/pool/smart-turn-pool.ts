@@ -30,6 +30,8 @@ export interface SmartTurnAnswer {
 }
 
 interface Pending {
+  /** One pending request per key (a call): a newer request replaces a queued older one. */
+  key: string;
   features: Float32Array;
   enqueuedAt: number;
   resolve(answer: SmartTurnAnswer): void;
@@ -41,6 +43,12 @@ interface Pending {
 export class SmartTurnTimeoutError extends VoiceError {
   constructor(timeoutMs: number) {
     super('VE_SMART_TURN_TIMEOUT', `Smart Turn did not answer within ${timeoutMs} ms`, { retryable: true });
+  }
+}
+
+export class SmartTurnSupersededError extends VoiceError {
+  constructor() {
+    super('VE_SMART_TURN_SUPERSEDED', 'a newer Smart Turn request of the same call replaced this one', { retryable: false });
   }
 }
 
@@ -59,6 +67,9 @@ export class SmartTurnPool {
   #batches = 0;
   #requests = 0;
   #failures = 0;
+  #timeouts = 0;
+  #superseded = 0;
+  #running = new Set<Promise<unknown>>();
 
   constructor(options: SmartTurnPoolOptions) {
     this.options = options;
@@ -78,25 +89,51 @@ export class SmartTurnPool {
     await Promise.all(tasks);
   }
 
-  predict(features: Float32Array): Promise<SmartTurnAnswer> {
+  /**
+   * Asks about one call's audio. A queued request of the same `key` that has not started is dropped
+   * (its answer could only be stale), which also keeps a saturated pool from piling up work.
+   */
+  predict(key: string, features: Float32Array): Promise<SmartTurnAnswer> {
     if (this.#closed) return Promise.reject(new ClosedError('Smart Turn pool'));
     this.#requests++;
+    this.cancel(key);
     return new Promise((resolve, reject) => {
       const pending: Pending = {
+        key,
         features,
         enqueuedAt: performance.now(),
         resolve,
         reject,
         settled: false,
-        timer: setTimeout(() => this.#settle(pending, new SmartTurnTimeoutError(this.options.timeoutMs)), this.options.timeoutMs),
+        timer: setTimeout(() => {
+          if (!pending.settled) this.#timeouts++;
+          this.#settle(pending, new SmartTurnTimeoutError(this.options.timeoutMs));
+        }, this.options.timeoutMs),
       };
       this.#queue.push(pending);
       this.#dispatch();
     });
   }
 
-  stats(): { requests: number; batches: number; failures: number; queued: number; inFlight: number } {
-    return { requests: this.#requests, batches: this.#batches, failures: this.#failures, queued: this.#queue.length, inFlight: this.#inFlight };
+  /** Drops the queued (not yet running) request of `key`, e.g. because the caller resumed speaking. */
+  cancel(key: string): void {
+    const index = this.#queue.findIndex((p) => p.key === key && !p.settled);
+    if (index < 0) return;
+    const [pending] = this.#queue.splice(index, 1);
+    this.#superseded++;
+    this.#settle(pending, new SmartTurnSupersededError());
+  }
+
+  stats(): { requests: number; batches: number; failures: number; timeouts: number; superseded: number; queued: number; inFlight: number } {
+    return {
+      requests: this.#requests,
+      batches: this.#batches,
+      failures: this.#failures,
+      timeouts: this.#timeouts,
+      superseded: this.#superseded,
+      queued: this.#queue.length,
+      inFlight: this.#inFlight,
+    };
   }
 
   #taskBase(): Omit<SmartTurnTask, 'features'> {
@@ -114,7 +151,9 @@ export class SmartTurnPool {
       this.#inFlight++;
       this.#batches++;
       const features = batch.map((p) => p.features);
-      this.#run({ ...this.#taskBase(), features }, features.map((f) => f.buffer as ArrayBuffer))
+      const run = this.#run({ ...this.#taskBase(), features }, features.map((f) => f.buffer as ArrayBuffer));
+      this.#running.add(run);
+      run
         .then((result) => {
           const now = performance.now();
           batch.forEach((p, i) => this.#settle(p, { probability: result.probabilities[i], latencyMs: now - p.enqueuedAt, batchSize: batch.length }));
@@ -125,6 +164,7 @@ export class SmartTurnPool {
           for (const p of batch) this.#settle(p, failure);
         })
         .finally(() => {
+          this.#running.delete(run);
           this.#inFlight--;
           this.#dispatch();
         });
@@ -143,6 +183,9 @@ export class SmartTurnPool {
     if (this.#closed) return;
     this.#closed = true;
     for (const pending of this.#queue.splice(0)) this.#settle(pending, new ClosedError('Smart Turn pool'));
+    // Destroying the pool under a running onnxruntime-node call aborts the whole process: let the
+    // runs in flight finish first (each is bounded by the model's cost, far under the timeout).
+    await Promise.race([Promise.allSettled([...this.#running]), new Promise((r) => setTimeout(r, this.options.timeoutMs).unref())]);
     await this.#piscina.destroy();
   }
 }

@@ -1,0 +1,49 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SmartTurnPool } from './smart-turn-pool.ts';
+import { resolveModel } from '../../models/model-manager.ts';
+import { SMART_TURN_FEATURE_LENGTH } from '../stages/smart-turn-features.ts';
+
+let modelPath: string;
+beforeAll(async () => {
+  modelPath = await resolveModel('smart-turn-v3.2');
+});
+
+const features = () => new Float32Array(SMART_TURN_FEATURE_LENGTH).map(() => Math.random() * 0.1);
+const options = () => ({ modelPath, backend: 'native' as const, threads: 1, intraOpThreads: 1, maxBatch: 8, timeoutMs: 10_000, warmUpRuns: 0 });
+
+describe('SmartTurnPool', () => {
+  it('keeps one queued request per call and drops it when asked', async () => {
+    const pool = new SmartTurnPool(options());
+    try {
+      const running = pool.predict('a', features());
+      const queuedA = pool.predict('a', features());
+      const queuedB = pool.predict('b', features());
+      const newerA = pool.predict('a', features());
+      await expect(queuedA).rejects.toMatchObject({ code: 'VE_SMART_TURN_SUPERSEDED' });
+      pool.cancel('b');
+      await expect(queuedB).rejects.toMatchObject({ code: 'VE_SMART_TURN_SUPERSEDED' });
+      const [first, last] = await Promise.all([running, newerA]);
+      for (const answer of [first, last]) {
+        expect(answer.probability).toBeGreaterThanOrEqual(0);
+        expect(answer.probability).toBeLessThanOrEqual(1);
+      }
+      expect(pool.stats()).toMatchObject({ requests: 4, superseded: 2, failures: 0, timeouts: 0 });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('closes while a native run is in flight without taking the process down', async () => {
+    const pool = new SmartTurnPool(options());
+    const answer = pool.predict('a', features());
+    await new Promise((r) => setTimeout(r, 10));
+    await pool.close();
+    // The run in flight was allowed to finish; the process is still here to see its outcome.
+    const outcome = await answer.then(
+      (a) => a.probability,
+      (e: { code: string }) => e.code,
+    );
+    expect(typeof outcome === 'number' || outcome === 'VE_SMART_TURN_FAILED' || outcome === 'VE_CLOSED').toBe(true);
+    await expect(pool.predict('b', features())).rejects.toMatchObject({ code: 'VE_CLOSED' });
+  });
+});
