@@ -1,6 +1,6 @@
 /**
  * The bot's voice on its way out: synthesised audio is resampled to the sink's rate (48 kHz), written to
- * the call's output PcmRing with backpressure, and paced out in 10 ms frames. It can pause (keeping what
+ * the call's output PcmRing with backpressure, and paced out in 20 ms frames. It can pause (keeping what
  * is buffered), resume, or clear everything at once for a barge-in, and it knows how much of each
  * utterance was actually played, so only that part enters the conversation history.
  */
@@ -25,7 +25,8 @@ interface Utterance {
   firstAudioSent: boolean;
 }
 
-const FRAME_MS = 10;
+/** 20 ms frames: one capture call per frame through rtc-node's FFI is the main-thread cost here. */
+const FRAME_MS = 20;
 
 export class BotOutput {
   readonly sink: AudioSink;
@@ -146,9 +147,10 @@ export class BotOutput {
           this.#finishHead();
           continue;
         }
+        // With nothing to play, sleep until written to; otherwise poll at the frame rate for more audio.
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
-          setTimeout(resolve, FRAME_MS);
+          if (head) setTimeout(resolve, FRAME_MS);
         });
         this.#wake = null;
         continue;

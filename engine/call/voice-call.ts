@@ -70,6 +70,7 @@ interface Reply {
 }
 
 const POLICY_TICK_MS = 50;
+const STT_BATCH_MS = 40;
 
 export class VoiceCall {
   readonly callId: string;
@@ -96,6 +97,8 @@ export class VoiceCall {
   #ticker: NodeJS.Timeout;
   #closed = false;
   #onBotFrame: ((pcm: Int16Array) => void) | null = null;
+  #sttBuffer: Int16Array[] = [];
+  #sttBufferedSamples = 0;
 
   constructor(opts: {
     callId: string;
@@ -144,7 +147,24 @@ export class VoiceCall {
   handleCallerAudio(pcm: Int16Array): void {
     if (this.#closed) return;
     this.#media.writeCallerAudio(pcm);
-    this.#stt.pushAudio(pcm);
+    // The recogniser gets 40 ms messages: one WebSocket send per 10-20 ms frame was a large share of
+    // the main thread at density.
+    this.#sttBuffer.push(pcm.slice());
+    this.#sttBufferedSamples += pcm.length;
+    if (this.#sttBufferedSamples * 1000 >= STT_BATCH_MS * this.#transport.callerSampleRate) this.#flushStt();
+  }
+
+  #flushStt(): void {
+    if (this.#sttBufferedSamples === 0) return;
+    const batch = new Int16Array(this.#sttBufferedSamples);
+    let offset = 0;
+    for (const chunk of this.#sttBuffer) {
+      batch.set(chunk, offset);
+      offset += chunk.length;
+    }
+    this.#sttBuffer = [];
+    this.#sttBufferedSamples = 0;
+    this.#stt.pushAudio(batch);
   }
 
   /** Taps the bot's outgoing frames (recording). */
@@ -224,6 +244,7 @@ export class VoiceCall {
   async #collectUserText(): Promise<{ text: string; sttFinalAt?: number }> {
     const covered = () => this.#lastFinal !== null && this.#lastFinal.endMs >= this.#speechEndMs - 300 && this.#turnText.length > 0;
     if (!covered()) {
+      this.#flushStt();
       this.#stt.finalize();
       const deadline = performance.now() + this.settings.sttFinalWaitMs;
       while (!covered() && performance.now() < deadline && !this.#closed) {
