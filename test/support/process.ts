@@ -4,10 +4,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freeLoopbackPort } from '../../server/local-livekit.ts';
 
 /** Absolute path of the repository root (this file sits in `test/support/`). */
 export const repoRoot: string = fileURLToPath(new URL('../../', import.meta.url));
@@ -43,26 +44,10 @@ export function cachedBinary(name: string): string {
 }
 
 /**
- * A TCP port on 127.0.0.1 that was free a moment ago. Several engineers run tests on this machine at
- * once, so a fixed port would clash; the small window between closing the probe and the server
- * binding is covered by the callers' retry on an early exit.
+ * A TCP port on 127.0.0.1 that was free a moment ago. Tests run in parallel on one machine, so a fixed
+ * port would clash; callers retry on an early exit to cover the window before the server binds.
  */
-export async function freePort(): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
-    const probe = createServer();
-    probe.unref();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      if (address === null || typeof address === 'string') {
-        probe.close();
-        reject(new Error('could not read the probe socket address'));
-        return;
-      }
-      probe.close(() => resolve(address.port));
-    });
-  });
-}
+export const freePort = freeLoopbackPort;
 
 /** Fails with the apt-get line that fixes it when a Debian tool is missing (tests never skip). */
 export function requireTool(command: string, debianPackage: string): void {
