@@ -146,7 +146,9 @@ export class SmartTurnPool {
 
   #dispatch(): void {
     while (!this.#closed && this.#inFlight < this.options.threads) {
-      const batch = this.#queue.splice(0, this.options.maxBatch).filter((p) => !p.settled);
+      // Requests that timed out while queued are settled already: drop them before taking a batch.
+      this.#queue = this.#queue.filter((p) => !p.settled);
+      const batch = this.#queue.splice(0, this.options.maxBatch);
       if (batch.length === 0) return;
       this.#inFlight++;
       this.#batches++;
