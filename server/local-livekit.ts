@@ -11,9 +11,9 @@
  * way (even SIGKILL, which skips exit hooks), the pipe reaches EOF and the supervisor stops the server.
  * Without it a crashed engine would leave a LiveKit server running.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -21,6 +21,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { VoiceError } from '../engine/errors.ts';
+import { startChild } from './supervised-child.ts';
 
 /** Root of the project (this file sits in `server/`). */
 export const PROJECT_ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -174,16 +175,17 @@ async function startOnce(binaryPath: string, apiKey: string, apiSecret: string, 
   const logPath = join(workDir, 'server.log');
   writeFileSync(configPath, JSON.stringify(localLiveKitConfig(port, apiKey, apiSecret, opts), null, 2), { mode: 0o600 });
 
-  const child = superviseChild(binaryPath, ['--config', configPath], logPath);
+  const child = startChild(binaryPath, ['--config', configPath], logPath);
   const httpUrl = `http://127.0.0.1:${port}`;
   try {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
-      if (child.exitCode() !== undefined) {
-        throw new LocalLiveKitError(`livekit-server exited during start-up (${child.exitCode()}); log ${logPath}:\n${tail(logPath)}`);
+      if (child.hasExited()) {
+        const exit = await child.exited;
+        throw new LocalLiveKitError(`livekit-server exited during start-up (${exit.code ?? exit.signal}); log ${logPath}:\n${child.logTail()}`);
       }
       if (await answersOk(httpUrl)) break;
-      if (Date.now() > deadline) throw new LocalLiveKitError(`livekit-server did not answer within ${READY_TIMEOUT_MS} ms; log ${logPath}:\n${tail(logPath)}`);
+      if (Date.now() > deadline) throw new LocalLiveKitError(`livekit-server did not answer within ${READY_TIMEOUT_MS} ms; log ${logPath}:\n${child.logTail()}`);
       await sleep(100);
     }
     // The server answers HTTP 100 ms before it marks itself running, and ignores SIGTERM until then
@@ -204,14 +206,6 @@ async function startOnce(binaryPath: string, apiKey: string, apiSecret: string, 
   return { url: `ws://127.0.0.1:${port}`, httpUrl, apiKey, apiSecret, logPath, pid: child.pid, stop };
 }
 
-function tail(path: string, lines = 30): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 /*
  * node:http without an agent rather than fetch: fetch's pool keeps the connection alive, and a LiveKit
  * server with an open client connection takes seconds to shut down.
@@ -225,86 +219,4 @@ async function answersOk(httpUrl: string): Promise<boolean> {
     req.once('timeout', () => req.destroy());
     req.once('error', () => done(false));
   });
-}
-
-// Bash gives background jobs /dev/null as stdin, hence the copy of our pipe on fd 3. A second SIGTERM
-// follows half a second later because LiveKit treats the first as "drain" and only the second as "stop now".
-const SUPERVISOR = [
-  'exec 3<&0',
-  '"$@" </dev/null 3<&- &',
-  'pid=$!',
-  '( cat <&3 >/dev/null; kill -TERM "$pid" 2>/dev/null; sleep 0.5; kill -TERM "$pid" 2>/dev/null ) &',
-  'exec 3<&-',
-  'watcher=$!',
-  'wait "$pid"; rc=$?',
-  'kill "$watcher" 2>/dev/null',
-  'exit "$rc"',
-].join('\n');
-
-const liveGroups = new Set<number>();
-let exitHookInstalled = false;
-
-interface SupervisedChild {
-  pid: number;
-  /** undefined while running. */
-  exitCode(): number | string | undefined;
-  stop(graceMs: number): Promise<void>;
-}
-
-function superviseChild(command: string, args: string[], logPath: string): SupervisedChild {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // Synchronous last resort when the owner never called stop(): kill every group still owned.
-    process.on('exit', () => {
-      for (const pgid of liveGroups) {
-        try {
-          process.kill(-pgid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    });
-  }
-  const logFd = openSync(logPath, 'a');
-  let child: ChildProcess;
-  try {
-    // detached: its own process group, so a Ctrl-C in the terminal reaches us first and we stop it in order.
-    child = spawn('bash', ['-c', SUPERVISOR, 'supervisor', command, ...args], { cwd: PROJECT_ROOT, detached: true, stdio: ['pipe', logFd, logFd] });
-  } finally {
-    closeSync(logFd);
-  }
-  const pid = child.pid;
-  if (pid === undefined) throw new LocalLiveKitError(`could not start ${command}`);
-  liveGroups.add(pid);
-  // Never keeps the owner alive by itself; stop() refs it while waiting.
-  child.unref();
-  (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  let exit: number | string | undefined;
-  const exited = new Promise<void>((done) => {
-    child.once('exit', (code, signal) => {
-      exit = code ?? signal ?? 'unknown';
-      liveGroups.delete(pid);
-      done();
-    });
-  });
-  child.once('error', () => undefined);
-
-  return {
-    pid,
-    exitCode: () => exit,
-    async stop(graceMs) {
-      if (exit !== undefined) return;
-      child.ref();
-      child.stdin?.end();
-      const outcome = await Promise.race([exited.then(() => 'exited' as const), sleep(graceMs, 'timeout' as const)]);
-      if (outcome === 'timeout') {
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          // exited in between
-        }
-        await exited;
-      }
-    },
-  };
 }
