@@ -6,11 +6,11 @@
  *
  * Run: npm exec -- node bench/dsp.bench.ts   (writes bench/results/dsp.json)
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { Bench } from 'tinybench';
 import { loadResamplerModule, Resampler } from '../engine/stages/resampler.ts';
 import { loadFeatureExtractor, SMART_TURN_FEATURE_LENGTH, SMART_TURN_SAMPLE_RATE } from '../engine/stages/smart-turn-features.ts';
 import { loadPffftModule, PFFFT_FORWARD, PFFFT_REAL } from '../wasm/pffft.ts';
+import { reportBench } from './common/tinybench-report.ts';
 
 const FRAME_DURATION_MS = 20;
 
@@ -78,25 +78,4 @@ bench.add('pffft real 800-point forward (ordered)', () => {
 });
 
 await bench.run();
-console.log(bench.name);
-console.table(bench.table());
-
-const results = bench.tasks.map((task) => {
-  const result = task.result;
-  if (result.state !== 'completed') return { name: task.name, state: result.state };
-  return {
-    name: task.name,
-    state: result.state,
-    latencyMeanNs: Math.round(result.latency.mean * 1e6),
-    latencyP50Ns: Math.round(result.latency.p50 * 1e6),
-    latencyP99Ns: Math.round(result.latency.p99 * 1e6),
-    opsPerSecond: Math.round(result.throughput.mean),
-    samplesCount: result.latency.samplesCount,
-  };
-});
-const outputDir = new URL('./results/', import.meta.url);
-mkdirSync(outputDir, { recursive: true });
-writeFileSync(
-  new URL('dsp.json', outputDir),
-  `${JSON.stringify({ bench: 'dsp', node: process.version, date: new Date().toISOString(), results }, null, 2)}\n`,
-);
+reportBench(bench, 'dsp');

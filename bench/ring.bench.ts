@@ -5,10 +5,10 @@
  *
  * Run: npm exec -- node bench/ring.bench.ts   (writes bench/results/ring.json)
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { Bench } from 'tinybench';
 import { Doorbell } from '../engine/ring/doorbell.ts';
 import { PcmRing } from '../engine/ring/pcm-ring.ts';
+import { reportBench } from './common/tinybench-report.ts';
 
 const FRAME_DURATION_MS = 20;
 const RING_DURATION_MS = 200;
@@ -42,25 +42,4 @@ const bell = Doorbell.create();
 bench.add('doorbell ring, no waiter', () => bell.ring());
 
 await bench.run();
-console.log(bench.name);
-console.table(bench.table());
-
-const results = bench.tasks.map((task) => {
-  const result = task.result;
-  if (result.state !== 'completed') return { name: task.name, state: result.state };
-  return {
-    name: task.name,
-    state: result.state,
-    latencyMeanNs: Math.round(result.latency.mean * 1e6),
-    latencyP50Ns: Math.round(result.latency.p50 * 1e6),
-    latencyP99Ns: Math.round(result.latency.p99 * 1e6),
-    opsPerSecond: Math.round(result.throughput.mean),
-    samplesCount: result.latency.samplesCount,
-  };
-});
-const outputDir = new URL('./results/', import.meta.url);
-mkdirSync(outputDir, { recursive: true });
-writeFileSync(
-  new URL('ring.json', outputDir),
-  `${JSON.stringify({ bench: 'ring', node: process.version, date: new Date().toISOString(), results }, null, 2)}\n`,
-);
+reportBench(bench, 'ring');
