@@ -8,7 +8,6 @@
 import {
   AudioFrame,
   AudioSource,
-  AudioStream,
   DisconnectReason,
   LocalAudioTrack,
   ParticipantKind,
@@ -22,6 +21,7 @@ import {
 } from '@livekit/rtc-node';
 import { VoiceError } from '../errors.ts';
 import type { AudioSink } from './audio-sink.ts';
+import { connectRoom, openAudioStream } from './ffi-event-router.ts';
 import type { BotState, CallTransport, CallTransportEvents, TranscriptPublication } from './call-transport.ts';
 
 export interface LiveKitTransportOptions {
@@ -105,7 +105,7 @@ export class LiveKitTransport implements CallTransport {
     room.on(RoomEvent.ParticipantConnected, (participant) => this.#onParticipantConnected(participant));
     room.on(RoomEvent.ParticipantDisconnected, (participant) => this.#onParticipantLeft(participant));
     room.on(RoomEvent.Disconnected, (reason) => void this.#onDisconnected(reason));
-    await room.connect(this.options.url, await this.options.token(), { autoSubscribe: true, dynacast: false });
+    await connectRoom(room, this.options.url, await this.options.token(), { autoSubscribe: true, dynacast: false });
     this.#track = LocalAudioTrack.createAudioTrack('agent-microphone', this.#source);
     const publishOptions = new TrackPublishOptions();
     publishOptions.source = TrackSource.SOURCE_MICROPHONE;
@@ -131,10 +131,10 @@ export class LiveKitTransport implements CallTransport {
     this.#callerTrackSid = track.sid ?? '';
     this.#cancelGrace();
     // 20 ms frames: half the native callbacks of the default 10 ms, still one VAD window in two.
-    void this.#pump(new AudioStream(track, { sampleRate: SAMPLE_RATE, numChannels: 1, frameSizeMs: 20 }));
+    void this.#pump(openAudioStream(track, { sampleRate: SAMPLE_RATE, numChannels: 1, frameSizeMs: 20 }));
   }
 
-  async #pump(stream: AudioStream): Promise<void> {
+  async #pump(stream: ReadableStream<AudioFrame>): Promise<void> {
     const previous = this.#reader;
     const reader = stream.getReader();
     this.#reader = reader;

@@ -7,9 +7,10 @@
  * Pacing comes from the AudioSource's small queue: `captureFrame` resolves only once the frame fits, so
  * one await per 20 ms frame is real time without a timer per caller.
  */
-import { AudioFrame, AudioSource, AudioStream, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, type RemoteTrack } from '@livekit/rtc-node';
+import { AudioFrame, AudioSource, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, type RemoteTrack } from '@livekit/rtc-node';
 import { LatencyRecorder } from '../../engine/metrics/latency-recorder.ts';
 import { synthesizeSpeech } from '../../engine/providers/local/speech.ts';
+import { connectRoom, openAudioStream } from '../../engine/transport/ffi-event-router.ts';
 
 const SAMPLE_RATE = 48_000;
 const FRAME_SAMPLES = 960; // 20 ms, what a telephony gateway sends
@@ -101,7 +102,7 @@ export class SimulatedCaller {
     // The bot publishes transcripts on this topic; without a handler rtc-node logs every one of them.
     caller.#room.registerTextStreamHandler('lk.transcription', (reader) => void reader.readAll().catch(() => {}));
     try {
-      await caller.#room.connect(call.livekitUrl, call.callerToken, { autoSubscribe: true, dynacast: false });
+      await connectRoom(caller.#room, call.livekitUrl, call.callerToken, { autoSubscribe: true, dynacast: false });
       caller.#track = LocalAudioTrack.createAudioTrack('microphone', caller.#source);
       const publish = new TrackPublishOptions();
       publish.source = TrackSource.SOURCE_MICROPHONE;
@@ -118,7 +119,7 @@ export class SimulatedCaller {
     if (track.kind !== TrackKind.KIND_AUDIO) return;
     // 16 kHz in 50 ms frames is enough to tell speech from silence, at a fraction of the FFI traffic
     // of 48 kHz in 10 ms frames: the callers share the machine with the engine they measure.
-    const reader = new AudioStream(track, { sampleRate: 16_000, numChannels: 1, frameSizeMs: 50 }).getReader();
+    const reader = openAudioStream(track, { sampleRate: 16_000, numChannels: 1, frameSizeMs: 50 }).getReader();
     this.#readers.push(reader);
     void (async () => {
       try {
