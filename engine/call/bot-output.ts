@@ -1,19 +1,21 @@
 /**
  * The bot's voice on its way out: synthesised audio is resampled to the sink's rate (48 kHz), written to
- * the call's output PcmRing with backpressure, and paced out in 20 ms frames. It can pause (keeping what
- * is buffered), resume, or clear everything at once for a barge-in, and it knows how much of each
- * utterance was actually played, so only that part enters the conversation history.
+ * the call's output PcmRing with backpressure, and sent in the sink's 10 ms frames at real-time pace (the
+ * process-wide playout clock; nothing is queued downstream). It can pause (keeping what is buffered),
+ * resume, or drop everything at once for a barge-in, and it knows how much of each utterance was sent,
+ * so only that part enters the conversation history.
  */
 import { PcmRing } from '../ring/pcm-ring.ts';
 import { Resampler } from '../stages/resampler.ts';
 import type { AudioSink } from '../transport/audio-sink.ts';
+import { FramePacer, playoutClock, type PacedOutput, type PlayoutScheduler } from '../transport/playout-clock.ts';
 
 export interface BotOutputHooks {
   /** The first frame of an utterance went to the sink. */
   onFirstAudio(utteranceId: number): void;
   /** Every sample of an ended utterance has been played. */
   onPlayedOut(utteranceId: number): void;
-  /** A copy of each 10 ms frame sent (for recording). */
+  /** A copy of each frame sent (for recording). */
   onFrame?(pcm: Int16Array): void;
 }
 
@@ -25,31 +27,31 @@ interface Utterance {
   firstAudioSent: boolean;
 }
 
-/** 20 ms frames: one capture call per frame through rtc-node's FFI is the main-thread cost here. */
-const FRAME_MS = 20;
+/** Sent ahead of real time so that the far end's jitter buffer never runs dry between clock ticks. */
+const LEAD_MS = 40;
+/** After a longer stall of the event loop the lost time is skipped, not sent in a burst. */
+const MAX_LATE_MS = 100;
 
-export class BotOutput {
+export class BotOutput implements PacedOutput {
   readonly sink: AudioSink;
   readonly frameSamples: number;
   #ring: PcmRing;
   #hooks: BotOutputHooks;
+  #clock: PlayoutScheduler;
+  #pacer: FramePacer;
   #resamplers = new Map<number, Resampler>();
   #utterances: Utterance[] = [];
   #current: Utterance | null = null;
   #paused = false;
   #closed = false;
-  #frame: Int16Array;
-  #sentSamples = 0;
-  #loop: Promise<void>;
-  #wake: (() => void) | null = null;
 
-  constructor(sink: AudioSink, hooks: BotOutputHooks, opts: { ringMs?: number } = {}) {
+  constructor(sink: AudioSink, hooks: BotOutputHooks, opts: { ringMs?: number; clock?: PlayoutScheduler } = {}) {
     this.sink = sink;
     this.#hooks = hooks;
-    this.frameSamples = (sink.sampleRate * FRAME_MS) / 1000;
+    this.#clock = opts.clock ?? playoutClock;
+    this.frameSamples = sink.frameSamples;
+    this.#pacer = new FramePacer({ frameMs: (1000 * sink.frameSamples) / sink.sampleRate, leadMs: LEAD_MS, maxLateMs: MAX_LATE_MS });
     this.#ring = PcmRing.create(Math.ceil((sink.sampleRate * (opts.ringMs ?? 2000)) / 1000));
-    this.#frame = new Int16Array(this.frameSamples);
-    this.#loop = this.#playout();
   }
 
   /** True while any utterance still has audio to play. */
@@ -81,7 +83,7 @@ export class BotOutput {
         continue;
       }
       offset += this.#ring.write(converted.subarray(offset, offset + free));
-      this.#wake?.();
+      this.#startPacing();
     }
     return true;
   }
@@ -91,39 +93,34 @@ export class BotOutput {
     if (!this.#current) return;
     this.#current.endSample = this.#ring.totalWrittenSamples();
     this.#current = null;
-    this.#wake?.();
+    this.#startPacing();
   }
 
-  /** Samples of utterance `id` played so far, at the sink's rate. */
+  /** Samples of utterance `id` sent so far, at the sink's rate. */
   playedSamples(id: number): number {
     const utterance = this.#utterances.find((u) => u.id === id);
     if (!utterance) return 0;
-    const queued = Math.round((this.sink.queuedMs() * this.sink.sampleRate) / 1000);
-    const played = Math.max(0, this.#sentSamples - queued - utterance.startSample);
+    const played = Math.max(0, this.#ring.totalReadSamples() - utterance.startSample);
     return utterance.endSample === null ? played : Math.min(played, utterance.endSample - utterance.startSample);
   }
 
-  /** Goes silent now, keeping buffered audio (less what the sink had queued) for `resume`. */
+  /** Goes silent now, keeping buffered audio for `resume`. */
   pause(): void {
-    if (this.#paused) return;
     this.#paused = true;
-    this.sink.clearQueue();
   }
 
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    this.#wake?.();
+    this.#startPacing();
   }
 
   /** Barge-in: drops every buffered sample of every utterance, at once. */
   clear(): void {
     this.#current = null;
     this.#utterances = [];
-    this.sink.clearQueue();
     const discard = new Int16Array(4096);
     while (this.#ring.read(discard) > 0);
-    this.#sentSamples = this.#ring.totalReadSamples();
     this.#paused = false;
   }
 
@@ -136,38 +133,44 @@ export class BotOutput {
     return resampler;
   }
 
-  async #playout(): Promise<void> {
-    while (!this.#closed) {
+  #startPacing(): void {
+    if (!this.#closed && !this.#paused && this.#utterances.length > 0) this.#clock.start(this);
+  }
+
+  /** Called by the playout clock: sends the frames due now; false once there is nothing to send. */
+  pace(nowMs: number): boolean {
+    let due = this.#closed || this.#paused ? 0 : this.#pacer.due(nowMs);
+    while (due > 0) {
       const head = this.#utterances[0];
+      if (!head) break;
       const available = this.#ring.availableSamples();
-      const headEnded = head?.endSample !== null && head?.endSample !== undefined;
-      const tail = headEnded ? head.endSample! - this.#ring.totalReadSamples() : Infinity;
-      if (this.#paused || !head || (available < this.frameSamples && tail > available)) {
-        if (head && headEnded && tail <= 0) {
-          this.#finishHead();
-          continue;
-        }
-        // With nothing to play, sleep until written to; otherwise poll at the frame rate for more audio.
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-          if (head) setTimeout(resolve, FRAME_MS);
-        });
-        this.#wake = null;
+      const tail = head.endSample === null ? Infinity : head.endSample - this.#ring.totalReadSamples();
+      if (tail <= 0) {
+        this.#finishHead();
         continue;
       }
+      // Underrun: synthesis is behind. Wait for more rather than send a partial frame of an open utterance.
+      if (available < this.frameSamples && tail > available) break;
       // Never mix two utterances in one frame: the last frame of one is padded with silence.
-      const take = Math.min(this.frameSamples, available, tail);
-      const frame = take === this.frameSamples ? this.#frame : new Int16Array(this.frameSamples);
-      this.#ring.read(frame.subarray(0, take));
+      const frame = new Int16Array(this.frameSamples);
+      this.#ring.read(frame.subarray(0, Math.min(this.frameSamples, available, tail)));
       if (!head.firstAudioSent) {
         head.firstAudioSent = true;
         this.#hooks.onFirstAudio(head.id);
       }
-      this.#hooks.onFrame?.(frame.slice());
-      this.#sentSamples = this.#ring.totalReadSamples();
-      await this.sink.captureFrame(frame.slice());
-      if (headEnded && this.#ring.totalReadSamples() >= head.endSample!) this.#finishHead();
+      this.#hooks.onFrame?.(frame);
+      this.sink.sendFrame(frame);
+      this.#pacer.sent(1);
+      due--;
+      if (head.endSample !== null && this.#ring.totalReadSamples() >= head.endSample) this.#finishHead();
     }
+    const head = this.#utterances[0];
+    const ended = head !== undefined && head.endSample !== null && head.endSample <= this.#ring.totalReadSamples();
+    if (ended) this.#finishHead();
+    const waiting = this.#closed || this.#paused || this.#utterances.length === 0 || (due > 0 && this.#ring.availableSamples() < this.frameSamples);
+    if (waiting) this.#pacer.restart();
+    // Keep ticking while anything is left to send; an underrun stops the ticks until the next write.
+    return !waiting;
   }
 
   #finishHead(): void {
@@ -178,8 +181,7 @@ export class BotOutput {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#wake?.();
-    await this.#loop.catch(() => {});
+    this.#clock.stop(this);
     for (const resampler of this.#resamplers.values()) resampler.close();
     this.#ring.close();
   }

@@ -31,15 +31,12 @@ export interface LiveKitTransportOptions {
   callerIdentity?: string;
   /** How long a caller who left may take to come back before the call ends. */
   callerLeftGraceMs: number;
-  /** Audio the AudioSource may queue; the bot goes silent within this after a barge-in, at most. */
-  sourceQueueMs: number;
   /** Rejoin attempts after an unexpected disconnect. */
   maxRejoinAttempts: number;
 }
 
 export const DEFAULT_LIVEKIT_TRANSPORT: Omit<LiveKitTransportOptions, 'url' | 'token'> = {
   callerLeftGraceMs: 10_000,
-  sourceQueueMs: 100,
   maxRejoinAttempts: 5,
 };
 
@@ -73,14 +70,16 @@ export class LiveKitTransport implements CallTransport {
     this.options = options;
     this.#events = events;
     this.#callerIdentity = options.callerIdentity ?? null;
-    this.#source = new AudioSource(SAMPLE_RATE, 1, options.sourceQueueMs);
+    // No queue: see playout-clock.ts for why the bot paces its own frames.
+    this.#source = new AudioSource(SAMPLE_RATE, 1, 0);
     this.#room = new Room();
     const source = this.#source;
     this.sink = {
       sampleRate: SAMPLE_RATE,
-      captureFrame: (pcm) => (this.#closed ? Promise.resolve() : source.captureFrame(new AudioFrame(pcm, SAMPLE_RATE, 1, pcm.length))),
-      clearQueue: () => source.clearQueue(),
-      queuedMs: () => source.queuedDuration,
+      frameSamples: SAMPLE_RATE / 100,
+      sendFrame: (pcm) => {
+        if (!this.#closed) source.captureFrame(new AudioFrame(pcm, SAMPLE_RATE, 1, pcm.length)).catch(() => {});
+      },
     };
   }
 
