@@ -32,6 +32,8 @@ export interface MediaEngineOptions {
   /** Caller audio each call's ring can hold before it counts drops. */
   inputRingMs: number;
   historyMs: number;
+  /** See MediaWorkerSettings.batchWindowMs. */
+  vadBatchWindowMs: number;
   allowFaultInjection: boolean;
   onListenerError?: (callId: string, error: unknown) => void;
 }
@@ -49,6 +51,7 @@ export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
   warmUp: { vadRuns: 200, smartTurnRuns: 3 },
   inputRingMs: 2000,
   historyMs: 8000,
+  vadBatchWindowMs: 20,
   allowFaultInjection: false,
 };
 
@@ -92,6 +95,7 @@ export class MediaEngine {
           vad: options.vad,
           warmUpRuns: options.warmUp.vadRuns,
           historyMs: options.historyMs,
+          batchWindowMs: options.vadBatchWindowMs,
           allowFaultInjection: options.allowFaultInjection,
         },
       },

@@ -96,6 +96,7 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       models: { vadPath, smartTurnPath },
       workers: config.engine.workers,
       turnWorkers: config.engine.turnWorkers,
+      vadBatchWindowMs: config.engine.vadBatchWindowMs,
       vadBackend: config.engine.vadBackend,
       smartTurnBackend: config.engine.smartTurnBackend,
       vad: {

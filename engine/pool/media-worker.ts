@@ -41,9 +41,12 @@ export default async function serve(task: ServeTask): Promise<{ workerId: number
     const seen = doorbell.current();
     worker.applyControl();
     if (worker.stopped) break;
+    const stepStarted = performance.now();
     await worker.step();
     if (worker.hasQueuedControl()) continue;
     await doorbell.wait(seen, IDLE_WAIT_MS);
+    const batchWaitMs = settings.batchWindowMs - (performance.now() - stepStarted);
+    if (batchWaitMs > 0) await new Promise((resolve) => setTimeout(resolve, batchWaitMs));
   }
   worker.close();
   port.close();

@@ -16,6 +16,11 @@ export interface MediaWorkerSettings {
   warmUpRuns: number;
   /** How much 16 kHz audio each call keeps for Smart Turn. */
   historyMs: number;
+  /**
+   * Shortest time between two VAD steps: the calls' frames arrive at different moments, and waiting this
+   * long lets one step batch most of them (fewer, larger `session.run`s) for at most this much latency.
+   */
+  batchWindowMs: number;
   /** Lets tests crash a worker on purpose. */
   allowFaultInjection: boolean;
 }

@@ -4,17 +4,21 @@
  * measure when its answer becomes audible. The live page adds them to watch density; `npm run
  * simulate` runs a fleet of them against a separate engine process.
  *
- * Pacing comes from the AudioSource's small queue: `captureFrame` resolves only once the frame fits, so
- * one await per 20 ms frame is real time without a timer per caller.
+ * Speech is paced by the process-wide playout clock in 10 ms frames, and nothing is sent between
+ * utterances, as from a WebRTC client with DTX: an rtc-node AudioSource with a queue would have
+ * libwebrtc encode silence all the time (1.5 % of a core per caller, measured).
  */
 import { AudioFrame, AudioSource, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, type RemoteTrack } from '@livekit/rtc-node';
 import { LatencyRecorder } from '../../engine/metrics/latency-recorder.ts';
 import { synthesizeSpeech } from '../../engine/providers/local/speech.ts';
 import { connectRoom, openAudioStream } from '../../engine/transport/ffi-event-router.ts';
+import { FramePacer, playoutClock, type PacedOutput } from '../../engine/transport/playout-clock.ts';
 
 const SAMPLE_RATE = 48_000;
-const FRAME_SAMPLES = 960; // 20 ms, what a telephony gateway sends
-const SOURCE_QUEUE_MS = 100;
+const FRAME_SAMPLES = 480; // 10 ms: what an unqueued AudioSource takes
+const LEAD_MS = 20;
+/** How often a caller waiting for the bot looks again; the answer's arrival time is taken per frame. */
+const POLL_MS = 20;
 /** RMS (16-bit units) above which a received frame counts as the bot speaking. */
 const AUDIBLE_RMS = 300;
 
@@ -74,11 +78,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-export class SimulatedCaller {
+export class SimulatedCaller implements PacedOutput {
   readonly callId: string;
   readonly stats: SimulatedCallerStats = { utterances: 0, botResponses: 0, unanswered: 0 };
   #room = new Room();
-  #source = new AudioSource(SAMPLE_RATE, 1, SOURCE_QUEUE_MS);
+  #source = new AudioSource(SAMPLE_RATE, 1, 0);
+  #pacer = new FramePacer({ frameMs: (1000 * FRAME_SAMPLES) / SAMPLE_RATE, leadMs: LEAD_MS, maxLateMs: 100 });
+  /** The utterance being sent, and how to tell its speaker it is out. */
+  #speech: { pcm: Int16Array; offsetSamples: number; sent: () => void } | null = null;
   #track: LocalAudioTrack | null = null;
   #readers: Array<ReadableStreamDefaultReader<AudioFrame>> = [];
   #abort = new AbortController();
@@ -151,50 +158,57 @@ export class SimulatedCaller {
 
   async #talk(): Promise<void> {
     const signal = this.#abort.signal;
-    const silence = new Int16Array(FRAME_SAMPLES);
-    // Silence keeps flowing while nothing is said, as from a real microphone.
-    const silentFor = async (ms: number): Promise<void> => {
-      const until = performance.now() + ms;
-      while (!signal.aborted && performance.now() < until) await this.#capture(silence);
-    };
-    await silentFor(this.#options.startDelayMs);
+    await sleep(this.#options.startDelayMs, signal);
     let index = Math.floor(Math.random() * CALLER_SENTENCES.length);
     while (!signal.aborted) {
       const pcm = await synthesizeSpeech(CALLER_SENTENCES[index % CALLER_SENTENCES.length], SAMPLE_RATE);
       index++;
-      for (let offset = 0; offset < pcm.length && !signal.aborted; offset += FRAME_SAMPLES) {
-        const frame = new Int16Array(FRAME_SAMPLES);
-        frame.set(pcm.subarray(offset, offset + FRAME_SAMPLES));
-        await this.#capture(frame);
-      }
+      await this.#say(pcm);
       if (signal.aborted) return;
-      // The last frame is still in the source's queue when captureFrame resolves.
-      const stoppedAt = performance.now() + SOURCE_QUEUE_MS / 2;
+      // The last frame went out up to LEAD_MS before its time.
+      const stoppedAt = performance.now() + LEAD_MS;
       this.stats.utterances++;
       const deadline = stoppedAt + this.#options.answerTimeoutMs;
-      while (!signal.aborted && !this.#botStartedAfter(stoppedAt) && performance.now() < deadline) await this.#capture(silence);
+      while (!signal.aborted && !this.#botStartedAfter(stoppedAt) && performance.now() < deadline) await sleep(POLL_MS, signal);
       if (signal.aborted) return;
       if (this.#botStartedAfter(stoppedAt)) {
         this.stats.botResponses++;
         this.#latency.record(this.#botAudibleAt - stoppedAt);
         // Let the bot finish (bounded) instead of talking over it: barge-in is not what is measured here.
         const finishBy = performance.now() + 15_000;
-        while (!signal.aborted && !this.#botQuietFor(600) && performance.now() < finishBy) await this.#capture(silence);
+        while (!signal.aborted && !this.#botQuietFor(600) && performance.now() < finishBy) await sleep(POLL_MS, signal);
       } else {
         this.stats.unanswered++;
       }
       const [low, high] = this.#options.pauseMs;
-      await silentFor(low + Math.random() * (high - low));
+      await sleep(low + Math.random() * (high - low), signal);
     }
   }
 
-  async #capture(frame: Int16Array): Promise<void> {
-    try {
-      await this.#source.captureFrame(new AudioFrame(frame, SAMPLE_RATE, 1, FRAME_SAMPLES));
-    } catch {
-      // Closed under us: wait a frame so that the loop does not spin until it sees the abort.
-      await sleep(20, this.#abort.signal);
+  /** Sends `pcm` at real time; resolves when its last frame is out (or the caller hung up). */
+  #say(pcm: Int16Array): Promise<void> {
+    return new Promise((resolve) => {
+      this.#speech = { pcm, offsetSamples: 0, sent: resolve };
+      playoutClock.start(this);
+    });
+  }
+
+  /** Called by the playout clock. */
+  pace(nowMs: number): boolean {
+    const speech = this.#speech;
+    if (speech === null) return false;
+    for (let due = this.#pacer.due(nowMs); due > 0 && speech.offsetSamples < speech.pcm.length && !this.#closed; due--) {
+      const frame = new Int16Array(FRAME_SAMPLES);
+      frame.set(speech.pcm.subarray(speech.offsetSamples, speech.offsetSamples + FRAME_SAMPLES));
+      speech.offsetSamples += FRAME_SAMPLES;
+      this.#pacer.sent(1);
+      this.#source.captureFrame(new AudioFrame(frame, SAMPLE_RATE, 1, FRAME_SAMPLES)).catch(() => {});
     }
+    if (speech.offsetSamples < speech.pcm.length && !this.#closed) return true;
+    this.#speech = null;
+    this.#pacer.restart();
+    speech.sent();
+    return false;
   }
 
   /** Hangs up. Idempotent. */
@@ -202,6 +216,9 @@ export class SimulatedCaller {
     if (this.#closed) return;
     this.#closed = true;
     this.#abort.abort();
+    playoutClock.stop(this);
+    this.#speech?.sent();
+    this.#speech = null;
     await this.#running.catch(() => {});
     for (const reader of this.#readers) await reader.cancel().catch(() => {});
     await this.#room.disconnect().catch(() => {});
