@@ -21,7 +21,8 @@ describe('loadConfig', () => {
     const config = loadConfig({ API_KEYS: KEY });
     expect(config.http).toEqual({ host: '127.0.0.1', port: 8080, bodyLimitBytes: 65536, logLevel: 'info' });
     expect(config.store).toEqual({ mongodbUri: undefined, dataDir: '.cache/data' });
-    expect(config.engine.vadBackend).toBe('wasm');
+    expect(config.engine.vadBackend).toBe('native');
+    expect(config.engine.vadBatchWindowMs).toBe(20);
     expect(config.engine.allowModelHub).toBe(false);
     expect(config.livekit).toMatchObject({ url: '', embedded: true });
     expect(loadConfig({ API_KEYS: KEY, LIVEKIT_URL: 'wss://lk.example.com' }).livekit).toMatchObject({ url: 'wss://lk.example.com', embedded: false });

@@ -55,14 +55,36 @@ export interface SimulatedCallerOptions {
   pauseMs: [number, number];
   /** First utterance after this delay (spreads callers' turns over time). */
   startDelayMs: number;
+  /**
+   * Subscribe to the bot's audio and time its answer by ear (default). A caller that does not listen
+   * follows the bot's `lk.agent.state` attribute instead, which spares the machine it runs on one Opus
+   * decoder; the engine's work is the same either way.
+   */
+  listen: boolean;
 }
 
-const DEFAULT_OPTIONS: SimulatedCallerOptions = { answerTimeoutMs: 8000, pauseMs: [600, 2000], startDelayMs: 0 };
+const DEFAULT_OPTIONS: SimulatedCallerOptions = { answerTimeoutMs: 8000, pauseMs: [600, 2000], startDelayMs: 0, listen: true };
+const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
 
 function rms(pcm: Int16Array): number {
   let sum = 0;
   for (let i = 0; i < pcm.length; i++) sum += pcm[i] * pcm[i];
   return Math.sqrt(sum / Math.max(1, pcm.length));
+}
+
+/** A join step that has not finished within this fails the caller instead of holding up the fleet. */
+const JOIN_STEP_TIMEOUT_MS = 20_000;
+
+async function step<T>(what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`simulated caller: ${what} took longer than ${JOIN_STEP_TIMEOUT_MS} ms`)), JOIN_STEP_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -105,15 +127,22 @@ export class SimulatedCaller implements PacedOutput {
   /** Joins the call's room, publishes the microphone and starts talking. */
   static async join(call: PlacedCall, latency: LatencyRecorder, options: Partial<SimulatedCallerOptions> = {}): Promise<SimulatedCaller> {
     const caller = new SimulatedCaller(call.callId, { ...DEFAULT_OPTIONS, ...options }, latency);
-    caller.#room.on(RoomEvent.TrackSubscribed, (track) => caller.#listen(track));
+    if (caller.#options.listen) {
+      caller.#room.on(RoomEvent.TrackSubscribed, (track) => caller.#listen(track));
+    } else {
+      caller.#room.on(RoomEvent.ParticipantAttributesChanged, (changed) => {
+        const state = changed[AGENT_STATE_ATTRIBUTE];
+        if (state !== undefined) caller.#botAudible(state === 'speaking', performance.now());
+      });
+    }
     // The bot publishes transcripts on this topic; without a handler rtc-node logs every one of them.
     caller.#room.registerTextStreamHandler('lk.transcription', (reader) => void reader.readAll().catch(() => {}));
     try {
-      await connectRoom(caller.#room, call.livekitUrl, call.callerToken, { autoSubscribe: true, dynacast: false });
+      await step('joining the room', connectRoom(caller.#room, call.livekitUrl, call.callerToken, { autoSubscribe: caller.#options.listen, dynacast: false }));
       caller.#track = LocalAudioTrack.createAudioTrack('microphone', caller.#source);
       const publish = new TrackPublishOptions();
       publish.source = TrackSource.SOURCE_MICROPHONE;
-      await caller.#room.localParticipant!.publishTrack(caller.#track, publish);
+      await step('publishing the microphone', caller.#room.localParticipant!.publishTrack(caller.#track, publish));
     } catch (error) {
       await caller.close();
       throw error;
@@ -133,18 +162,21 @@ export class SimulatedCaller implements PacedOutput {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) return;
-          const now = performance.now();
-          if (rms(value.data) > AUDIBLE_RMS) {
-            if (this.#botAudibleAt <= this.#botSilentSince) this.#botAudibleAt = now;
-            this.#botSilentSince = Infinity;
-          } else if (this.#botSilentSince === Infinity) {
-            this.#botSilentSince = now;
-          }
+          this.#botAudible(rms(value.data) > AUDIBLE_RMS, performance.now());
         }
       } catch {
         // the stream ends when the room closes
       }
     })();
+  }
+
+  #botAudible(audible: boolean, now: number): void {
+    if (audible) {
+      if (this.#botAudibleAt <= this.#botSilentSince) this.#botAudibleAt = now;
+      this.#botSilentSince = Infinity;
+    } else if (this.#botSilentSince === Infinity) {
+      this.#botSilentSince = now;
+    }
   }
 
   /** Whether the bot has been audible at or after `since`. */
@@ -173,7 +205,7 @@ export class SimulatedCaller implements PacedOutput {
       if (signal.aborted) return;
       if (this.#botStartedAfter(stoppedAt)) {
         this.stats.botResponses++;
-        this.#latency.record(this.#botAudibleAt - stoppedAt);
+        if (this.#options.listen) this.#latency.record(this.#botAudibleAt - stoppedAt);
         // Let the bot finish (bounded) instead of talking over it: barge-in is not what is measured here.
         const finishBy = performance.now() + 15_000;
         while (!signal.aborted && !this.#botQuietFor(600) && performance.now() < finishBy) await sleep(POLL_MS, signal);
@@ -234,7 +266,7 @@ export interface FleetStats {
   utterances: number;
   botResponses: number;
   unanswered: number;
-  /** Caller-side: end of the caller's speech to the bot's first audible frame. */
+  /** Caller-side, of the callers that listen: end of the caller's speech to the bot's first audible frame. */
   responseLatencyMs: { count: number; p50: number; p95: number; p99: number; max: number };
 }
 
@@ -254,6 +286,7 @@ export class CallerFleet {
   #callers = new Map<string, SimulatedCaller>();
   #ended = { utterances: 0, botResponses: 0, unanswered: 0 };
   #failed = 0;
+  #joined = 0;
   #latency = new LatencyRecorder();
   #closed = false;
 
@@ -267,9 +300,10 @@ export class CallerFleet {
 
   /**
    * Places `count` calls (a few at a time, so the engine's start-up work is spread out) and has a caller
-   * join each, until `signal` aborts. Returns the ids of the calls that are now talking.
+   * join each, until `signal` aborts. Returns the ids of the calls that are now talking. With
+   * `listenEvery` N, one caller in N listens to the bot's audio (the others follow its state attribute).
    */
-  async add(count: number, opts: { concurrency?: number; spreadMs?: number; signal?: AbortSignal } = {}): Promise<string[]> {
+  async add(count: number, opts: { concurrency?: number; spreadMs?: number; signal?: AbortSignal; listenEvery?: number } = {}): Promise<string[]> {
     const added: string[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -280,7 +314,8 @@ export class CallerFleet {
         try {
           placed = await this.#options.placeCall();
           const startDelayMs = Math.random() * (opts.spreadMs ?? 3000);
-          const caller = await SimulatedCaller.join(placed, this.#latency, { ...this.#options.caller, startDelayMs });
+          const listen = (this.#joined++ % (opts.listenEvery ?? 1)) === 0;
+          const caller = await SimulatedCaller.join(placed, this.#latency, { ...this.#options.caller, startDelayMs, listen });
           if (this.#closed) {
             await caller.close();
             return;
