@@ -3,7 +3,8 @@
  * loopback, against the engine exactly as `npm start` runs it (a child process, so that its CPU and
  * memory are measured apart from the callers'). Each caller is an rtc-node participant in an
  * API-created call that speaks espeak-ng sentences with pauses and waits for the bot's answer.
- * Prints a progress bar, then a summary table; writes bench/results/simulate.json.
+ * Prints a progress bar, then a summary table; writes bench/results/simulate.json (or --results PATH).
+ * Exits 0 only if every caller was held to the end.
  *
  * Options: --callers N (default 10), --seconds S of steady state after every caller joined (default 60),
  * --workers N media workers (default 2), --backend wasm|native for both models (default: the engine's
@@ -21,7 +22,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, setPriority, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { dispose } from '@livekit/rtc-node';
 import { CallerFleet, type PlacedCall } from '../server/console/simulated-callers.ts';
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     'ramp-seconds': { type: 'string', default: '180' },
     'caller-nice': { type: 'string', default: '10' },
     'listen-every': { type: 'string', default: '5' },
+    results: { type: 'string', default: join(PROJECT_ROOT, 'bench', 'results', 'simulate.json') },
   },
 });
 const callers = Number(args.callers);
@@ -298,10 +300,9 @@ async function main(): Promise<void> {
   if (failures.length > 0) process.stdout.write(`\nfirst failures:\n  ${[...new Set(failures)].slice(0, 5).join('\n  ')}\n`);
   process.stdout.write(`\nengine exited with ${code}; its log: ${logPath}\n`);
 
-  const resultsDir = join(PROJECT_ROOT, 'bench', 'results');
-  mkdirSync(resultsDir, { recursive: true });
+  mkdirSync(dirname(args.results), { recursive: true });
   writeFileSync(
-    join(resultsDir, 'simulate.json'),
+    args.results,
     `${JSON.stringify(
       {
         date: new Date().toISOString(),
