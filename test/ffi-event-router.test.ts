@@ -7,6 +7,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { AccessToken } from 'livekit-server-sdk';
 import { AudioFrame, AudioSource, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, dispose, type RemoteTrack } from '@livekit/rtc-node';
 import { connectRoom, ffiEventRouter, openAudioStream } from '../engine/transport/ffi-event-router.ts';
+import { withTimeout } from '../engine/with-timeout.ts';
 
 const SAMPLE_RATE = 48_000;
 const FRAME_SAMPLES = 960;
@@ -113,11 +114,3 @@ describe('FFI event router', () => {
     expect(router.routedListenerCount).toBe(routedBefore);
   });
 });
-
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms: ${what}`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}

@@ -37,6 +37,7 @@ import { startFerretDb } from './support/ferretdb.ts';
 import { answersPong, startRedisServer } from './support/redis-server.ts';
 import { tcpAccepts } from './support/process.ts';
 import globalSetup from './global-setup.ts';
+import { withTimeout } from '../engine/with-timeout.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'infra-test-'));
 
@@ -138,14 +139,6 @@ async function joinToken(server: LiveKitServerHandle, room: string, identity: st
   const token = new AccessToken(server.apiKey, server.apiSecret, { identity, ttl: '10m' });
   token.addGrant({ room, roomJoin: true, canPublish: true, canSubscribe: true });
   return await token.toJwt();
-}
-
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms: ${what}`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 describe('LiveKit server on loopback', () => {

@@ -11,6 +11,7 @@
 import { AudioFrame, AudioSource, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, type RemoteTrack } from '@livekit/rtc-node';
 import { LatencyRecorder } from '../../engine/metrics/latency-recorder.ts';
 import { synthesizeSpeech } from '../../engine/providers/local/speech.ts';
+import { withTimeout } from '../../engine/with-timeout.ts';
 import { connectRoom, openAudioStream } from '../../engine/transport/ffi-event-router.ts';
 import { FramePacer, playoutClock, type PacedOutput } from '../../engine/transport/playout-clock.ts';
 
@@ -75,18 +76,6 @@ function rms(pcm: Int16Array): number {
 /** A join step that has not finished within this fails the caller instead of holding up the fleet. */
 const JOIN_STEP_TIMEOUT_MS = 20_000;
 
-async function step<T>(what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`simulated caller: ${what} took longer than ${JOIN_STEP_TIMEOUT_MS} ms`)), JOIN_STEP_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
@@ -138,11 +127,11 @@ export class SimulatedCaller implements PacedOutput {
     // The bot publishes transcripts on this topic; without a handler rtc-node logs every one of them.
     caller.#room.registerTextStreamHandler('lk.transcription', (reader) => void reader.readAll().catch(() => {}));
     try {
-      await step('joining the room', connectRoom(caller.#room, call.livekitUrl, call.callerToken, { autoSubscribe: caller.#options.listen, dynacast: false }));
+      await withTimeout(connectRoom(caller.#room, call.livekitUrl, call.callerToken, { autoSubscribe: caller.#options.listen, dynacast: false }), JOIN_STEP_TIMEOUT_MS, 'simulated caller joining the room');
       caller.#track = LocalAudioTrack.createAudioTrack('microphone', caller.#source);
       const publish = new TrackPublishOptions();
       publish.source = TrackSource.SOURCE_MICROPHONE;
-      await step('publishing the microphone', caller.#room.localParticipant!.publishTrack(caller.#track, publish));
+      await withTimeout(caller.#room.localParticipant!.publishTrack(caller.#track, publish), JOIN_STEP_TIMEOUT_MS, 'simulated caller publishing the microphone');
     } catch (error) {
       await caller.close();
       throw error;

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { errors } from '../schemas.ts';
+import { withTimeout } from '../../engine/with-timeout.ts';
 
 export interface HealthOptions extends Record<string, unknown> {
   ctx: AppContext;
@@ -20,20 +21,6 @@ const ReadyBody = Type.Object({
   maxCalls: Type.Integer(),
 });
 
-async function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * `/healthz`: the process answers. `/readyz`: it can take calls: the store answers (or, while it does
  * not, the outbox is still absorbing writes) and the engine admits calls.
@@ -50,7 +37,7 @@ export async function healthRoutes(app: FastifyInstance, { ctx }: HealthOptions)
       const problems: string[] = [];
       let storeState = 'reachable';
       try {
-        await withTimeout(ctx.store.ping(), READY_STORE_TIMEOUT_MS);
+        await withTimeout(ctx.store.ping(), READY_STORE_TIMEOUT_MS, 'store ping');
       } catch (err) {
         storeState = 'unreachable';
         if (!ctx.outbox.healthy()) problems.push(`store unreachable (${(err as Error).message}) and outbox unhealthy`);
