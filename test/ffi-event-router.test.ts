@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { AccessToken } from 'livekit-server-sdk';
 import { AudioFrame, AudioSource, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, dispose, type RemoteTrack } from '@livekit/rtc-node';
+import { rms } from '../engine/providers/local/speech.ts';
 import { connectRoom, ffiEventRouter, openAudioStream } from '../engine/transport/ffi-event-router.ts';
 import { withTimeout } from '../engine/with-timeout.ts';
 
@@ -33,12 +34,6 @@ function estimateFrequencyHz(pcm: Int16Array, sampleRate: number): number {
   let crossings = 0;
   for (let i = 1; i < pcm.length; i++) if (pcm[i - 1] < 0 && pcm[i] >= 0) crossings++;
   return (crossings * sampleRate) / pcm.length;
-}
-
-function rms(pcm: Int16Array): number {
-  let sum = 0;
-  for (let i = 0; i < pcm.length; i++) sum += pcm[i] * pcm[i];
-  return Math.sqrt(sum / Math.max(1, pcm.length));
 }
 
 describe('FFI event router', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { concatPcm } from '../providers/local/speech.ts';
 import type { PacedOutput, PlayoutScheduler } from '../transport/playout-clock.ts';
 import { BotOutput } from './bot-output.ts';
 
@@ -24,16 +25,6 @@ function ramp(samples: number, start = 1): Int16Array {
   return Int16Array.from({ length: samples }, (_, i) => ((start + i) % 30_000) + 1);
 }
 
-function concat(frames: Int16Array[]): Int16Array {
-  const out = new Int16Array(frames.reduce((n, f) => n + f.length, 0));
-  let offset = 0;
-  for (const f of frames) {
-    out.set(f, offset);
-    offset += f.length;
-  }
-  return out;
-}
-
 describe('BotOutput', () => {
   it('sends 10 ms frames at real time, 40 ms ahead, and every sample in order', async () => {
     const { output, sent, events, scheduled } = setup();
@@ -50,7 +41,7 @@ describe('BotOutput', () => {
       }
     }
     expect(sent.every((f) => f.length === FRAME)).toBe(true);
-    expect(concat(sent)).toEqual(audio);
+    expect(concatPcm(sent)).toEqual(audio);
     expect(events).toEqual(['first 1', 'done 1']);
     expect(output.speaking).toBe(false);
     expect(output.pace(4000)).toBe(false);
@@ -110,7 +101,7 @@ describe('BotOutput', () => {
     expect(sent.length).toBe(4);
     output.resume();
     for (let t = 1000; sent.length < 20 && t < 2000; t += 20) output.pace(t);
-    expect(concat(sent)).toEqual(audio);
+    expect(concatPcm(sent)).toEqual(audio);
   });
 
   it('skips the time lost in a stalled event loop instead of bursting it out', async () => {

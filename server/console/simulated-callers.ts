@@ -10,7 +10,7 @@
  */
 import { AudioFrame, AudioSource, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, type RemoteTrack } from '@livekit/rtc-node';
 import { LatencyRecorder } from '../../engine/metrics/latency-recorder.ts';
-import { synthesizeSpeech } from '../../engine/providers/local/speech.ts';
+import { rms, synthesizeSpeech } from '../../engine/providers/local/speech.ts';
 import { withTimeout } from '../../engine/with-timeout.ts';
 import { connectRoom, openAudioStream } from '../../engine/transport/ffi-event-router.ts';
 import { FramePacer, playoutClock, type PacedOutput } from '../../engine/transport/playout-clock.ts';
@@ -66,12 +66,6 @@ export interface SimulatedCallerOptions {
 
 const DEFAULT_OPTIONS: SimulatedCallerOptions = { answerTimeoutMs: 8000, pauseMs: [600, 2000], startDelayMs: 0, listen: true };
 const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
-
-function rms(pcm: Int16Array): number {
-  let sum = 0;
-  for (let i = 0; i < pcm.length; i++) sum += pcm[i] * pcm[i];
-  return Math.sqrt(sum / Math.max(1, pcm.length));
-}
 
 /** A join step that has not finished within this fails the caller instead of holding up the fleet. */
 const JOIN_STEP_TIMEOUT_MS = 20_000;
