@@ -47,7 +47,8 @@ export class LiveKitConnectError extends VoiceError {
 }
 
 const SAMPLE_RATE = 48_000;
-const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
+/** The participant attribute LiveKit agents publish their state in (listening, thinking, speaking). */
+export const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
 const TRANSCRIPTION_TOPIC = 'lk.transcription';
 
 export class LiveKitTransport implements CallTransport {

@@ -13,6 +13,7 @@ import { LatencyRecorder } from '../../engine/metrics/latency-recorder.ts';
 import { rms, synthesizeSpeech } from '../../engine/providers/local/speech.ts';
 import { withTimeout } from '../../engine/with-timeout.ts';
 import { connectRoom, openAudioStream } from '../../engine/transport/ffi-event-router.ts';
+import { AGENT_STATE_ATTRIBUTE } from '../../engine/transport/livekit-transport.ts';
 import { FramePacer, playoutClock, type PacedOutput } from '../../engine/transport/playout-clock.ts';
 
 const SAMPLE_RATE = 48_000;
@@ -65,7 +66,6 @@ export interface SimulatedCallerOptions {
 }
 
 const DEFAULT_OPTIONS: SimulatedCallerOptions = { answerTimeoutMs: 8000, pauseMs: [600, 2000], startDelayMs: 0, listen: true };
-const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
 
 /** A join step that has not finished within this fails the caller instead of holding up the fleet. */
 const JOIN_STEP_TIMEOUT_MS = 20_000;
