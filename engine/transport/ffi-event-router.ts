@@ -4,14 +4,22 @@
  * lock to do so. With N calls in one process that is O(N²) work per second on the main thread; at 30
  * calls it was a quarter of the engine's main thread (CPU profile of `npm run simulate -- --callers
  * 30`). This router delivers an audio stream's events to that stream only and room events to rooms
- * only; everything else (the request callbacks awaited through `waitFor`, data-stream readers) reaches
- * the client's listeners as before.
+ * only, and does not broadcast them further.
  *
- * It relies on three things rtc-node 1.x does, and checks each: the client singleton lives in
+ * The same holds for request callbacks: every `captureFrame` (100 a second per speaking source) waits
+ * for its callback with `waitFor`, a listener that saw every event of the process, audio frames
+ * included. With 40 speaking sources that kept the simulated callers' main thread 98 % busy. The router
+ * keeps the waiters itself, indexed by the async id of the request just made (each rtc-node `waitFor`
+ * follows its own request synchronously): a callback goes to its waiter. A callback that its indexed
+ * waiter does not accept is offered to every waiter, as rtc-node would, so a wrong guess costs time,
+ * never a lost callback.
+ *
+ * It relies on four things rtc-node 1.x does, and checks each: the client singleton lives in
  * `dist/ffi_client.cjs`; `Room.connect` registers the room's listener synchronously, before its first
  * await; the AudioStream constructor creates its native stream with a `newAudioStream` request and then
- * registers one listener. When a check fails, the object keeps rtc-node's own broadcast (correct, only
- * slower) and a warning says so once.
+ * registers one listener; `waitFor(predicate, { signal })` is the client's way to await a callback.
+ * When a check fails, the object keeps rtc-node's own broadcast (correct, only slower) and a warning
+ * says so once.
  */
 import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
@@ -19,12 +27,22 @@ import { dirname, join } from 'node:path';
 import { AudioStream, type RemoteTrack, type Room, type RoomOptions } from '@livekit/rtc-node';
 
 /** The parts of rtc-node's protobuf FfiEvent the router reads. */
-interface FfiEvent {
-  message: { case?: string; value?: { streamHandle?: bigint; roomHandle?: bigint } };
+export interface FfiEvent {
+  message: { case?: string; value?: { streamHandle?: bigint; roomHandle?: bigint; asyncId?: bigint } };
 }
 type Listener = (event: FfiEvent) => void;
-interface FfiClient extends EventEmitter {
+type Predicate = (event: FfiEvent) => boolean;
+/** The parts of rtc-node's FfiClient the router replaces or calls. */
+export interface FfiClient extends EventEmitter {
   request(request: { message: { case?: string } }): unknown;
+  waitFor(predicate: Predicate, options?: { signal?: AbortSignal }): Promise<unknown>;
+}
+
+interface Waiter {
+  predicate: Predicate;
+  resolve(value: unknown): void;
+  asyncId: bigint | undefined;
+  cleanup(): void;
 }
 
 const FFI_EVENT = 'ffi_event';
@@ -33,7 +51,7 @@ const ROOM_EVENT_CASES = new Set(['roomEvent', 'rpcMethodInvocation']);
 
 type AudioStreamOptions = ConstructorParameters<typeof AudioStream>[1];
 
-class FfiEventRouter {
+export class FfiEventRouter {
   /** Audio-stream listeners by native stream handle. */
   #streams = new Map<bigint, Listener>();
   #streamHandles = new Map<Listener, bigint>();
@@ -44,6 +62,11 @@ class FfiEventRouter {
   #connectingRooms = new Set<Listener>();
   /** Set while an AudioStream or Room.connect is being created: takes their first listener. */
   #capture: ((listener: Listener) => void) | undefined;
+  /** Pending `waitFor` calls, and those among them indexed by the async id of their request. */
+  #waiters = new Set<Waiter>();
+  #waitersByAsyncId = new Map<bigint, Waiter>();
+  /** Async id of the latest request's response, until a `waitFor` takes it. */
+  #lastAsyncId: bigint | undefined;
   #client: FfiClient;
   #emit: EventEmitter['emit'];
   #on: EventEmitter['on'];
@@ -71,9 +94,26 @@ class FfiEventRouter {
     client.on = client.addListener = on;
     client.off = client.removeListener = off;
     client.emit = (name: string | symbol, ...args: unknown[]): boolean => {
-      if (name === FFI_EVENT) this.#route(args[0] as FfiEvent);
+      if (name === FFI_EVENT && this.#route(args[0] as FfiEvent)) return true;
       return this.#emit.call(client, name, ...args);
     };
+    if (typeof client.waitFor !== 'function' || client.waitFor.length < 1) {
+      this.#warn('FfiClient.waitFor is missing');
+      return;
+    }
+    const request = client.request;
+    client.request = (req) => {
+      const response = request.call(client, req);
+      const asyncId = (response as { asyncId?: unknown } | undefined)?.asyncId;
+      this.#lastAsyncId = typeof asyncId === 'bigint' ? asyncId : undefined;
+      return response;
+    };
+    client.waitFor = (predicate, options) => this.#waitFor(predicate, options?.signal);
+  }
+
+  /** Callbacks awaited now. */
+  get waiterCount(): number {
+    return this.#waiters.size;
   }
 
   /** How many listeners the client broadcasts each event to (the router's own are not among them). */
@@ -138,21 +178,77 @@ class FfiEventRouter {
     this.#roomHandles.set(listener, handle);
   }
 
-  #route(event: FfiEvent): void {
+  #waitFor(predicate: Predicate, signal: AbortSignal | undefined): Promise<unknown> {
+    const asyncId = this.#lastAsyncId;
+    this.#lastAsyncId = undefined;
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason ?? new Error('waitFor aborted'));
+        return;
+      }
+      const onAbort = (): void => {
+        waiter.cleanup();
+        reject(signal?.reason ?? new Error('waitFor aborted'));
+      };
+      const indexed = asyncId !== undefined && !this.#waitersByAsyncId.has(asyncId);
+      const waiter: Waiter = {
+        predicate,
+        resolve,
+        asyncId: indexed ? asyncId : undefined,
+        cleanup: () => {
+          this.#waiters.delete(waiter);
+          if (waiter.asyncId !== undefined) this.#waitersByAsyncId.delete(waiter.asyncId);
+          signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      this.#waiters.add(waiter);
+      if (indexed) this.#waitersByAsyncId.set(asyncId, waiter);
+      signal?.addEventListener('abort', onAbort);
+    });
+  }
+
+  /** Hands `event` to the waiters that accept it; true when one did. */
+  #settle(event: FfiEvent): boolean {
+    const asyncId = event.message.value?.asyncId;
+    if (asyncId === undefined || this.#waiters.size === 0) return false;
+    const indexed = this.#waitersByAsyncId.get(asyncId);
+    if (indexed !== undefined && this.#accept(indexed, event)) return true;
+    let accepted = false;
+    for (const waiter of this.#waiters) if (this.#accept(waiter, event)) accepted = true;
+    return accepted;
+  }
+
+  #accept(waiter: Waiter, event: FfiEvent): boolean {
+    if (!waiter.predicate(event)) return false;
+    waiter.cleanup();
+    waiter.resolve(event.message.value);
+    return true;
+  }
+
+  /** Delivers `event` where it belongs; false when it must still reach the client's listeners. */
+  #route(event: FfiEvent): boolean {
+    if (this.#settle(event)) return true;
     const kind = event.message.case;
     if (kind === 'audioStreamEvent') {
       const handle = event.message.value?.streamHandle;
-      if (handle !== undefined) this.#streams.get(handle)?.(event);
-      return;
+      const listener = handle === undefined ? undefined : this.#streams.get(handle);
+      listener?.(event);
+      return listener !== undefined;
     }
-    if (kind === undefined || !ROOM_EVENT_CASES.has(kind)) return;
+    if (kind === undefined || !ROOM_EVENT_CASES.has(kind)) return false;
     if (kind === 'roomEvent') {
       const handle = event.message.value?.roomHandle;
-      if (handle !== undefined) this.#rooms.get(handle)?.(event);
+      const listener = handle === undefined ? undefined : this.#rooms.get(handle);
+      if (listener !== undefined) {
+        listener(event);
+        return true;
+      }
     } else {
       for (const listener of this.#rooms.values()) listener(event);
     }
     for (const listener of this.#connectingRooms) listener(event);
+    // Rooms connected without the router (plain `Room.connect`) listen on the client itself.
+    return false;
   }
 
   /** True when `listener` was one of the router's (now removed). */
