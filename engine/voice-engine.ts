@@ -9,7 +9,7 @@ import { MediaEngine } from './media-engine.ts';
 import { VoiceCall, type VoiceCallSettings } from './call/voice-call.ts';
 import { CallEvents } from './call/call-events.ts';
 import { CallRecorder } from './call/call-recorder.ts';
-import { LiveKitTransport, type LiveKitTransportOptions } from './transport/livekit-transport.ts';
+import { CALLER_SAMPLE_RATE, LiveKitTransport, type LiveKitTransportOptions } from './transport/livekit-transport.ts';
 import type { SpeechToText } from './providers/stt.ts';
 import type { LanguageModel } from './providers/llm.ts';
 import type { TextToSpeech } from './providers/tts.ts';
@@ -61,7 +61,7 @@ export class VoiceEngine implements CallEngine {
     if (this.#calls.has(req.callId) || this.#starting.has(req.callId)) return;
     if (!this.capacity().acceptingCalls) throw new VoiceError('VE_AT_CAPACITY', 'the engine is at capacity', { status: 503, retryable: true });
     this.#starting.add(req.callId);
-    const media = this.options.media.openCall(req.callId, { inputSampleRate: 48_000 });
+    const media = this.options.media.openCall(req.callId, { inputSampleRate: CALLER_SAMPLE_RATE });
     let voice: VoiceCall | null = null;
     let hosted: HostedCall | null = null;
     try {
@@ -158,7 +158,7 @@ export class VoiceEngine implements CallEngine {
   async startRecording(callId: string, filePath: string): Promise<void> {
     const hosted = this.#get(callId);
     if (hosted.recorder) throw new VoiceError('VE_RECORDING_ACTIVE', `call ${callId} is already being recorded`, { status: 409 });
-    hosted.recorder = new CallRecorder(filePath, 48_000);
+    hosted.recorder = new CallRecorder(filePath, hosted.transport.callerSampleRate, hosted.transport.sink.sampleRate);
     hosted.voice.onBotFrame((pcm) => hosted.recorder?.bot(pcm));
   }
 

@@ -1,10 +1,12 @@
 /**
  * Engine-side recording of both sides of a call as one stereo 16-bit WAV (caller left, bot right), written
  * to disk as it goes; no egress service needed. The caller's stream is the clock: each bot frame is placed
- * at the caller position it was sent at, so the two sides stay aligned.
+ * at the caller position it was sent at, so the two sides stay aligned. The file is at the caller's rate;
+ * bot frames at another rate are resampled on the way in.
  */
 import { openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Resampler } from '../stages/resampler.ts';
 
 const HEADER_BYTES = 44;
 const FLUSH_SAMPLES = 4800;
@@ -20,10 +22,13 @@ export class CallRecorder {
   #botPosition = 0;
   #written = 0;
   #closed = false;
+  #botResampler: Resampler | null;
 
-  constructor(filePath: string, sampleRate: number) {
+  /** `sampleRate`: the caller's audio and the file's; `botSampleRate`: the bot's frames (default: the same). */
+  constructor(filePath: string, sampleRate: number, botSampleRate = sampleRate) {
     this.filePath = filePath;
     this.sampleRate = sampleRate;
+    this.#botResampler = botSampleRate === sampleRate ? null : Resampler.create({ inputSampleRate: botSampleRate, outputSampleRate: sampleRate });
     mkdirSync(dirname(filePath), { recursive: true });
     this.#fd = openSync(filePath, 'w');
     writeSync(this.#fd, wavHeader(0, sampleRate));
@@ -42,6 +47,7 @@ export class CallRecorder {
 
   bot(pcm: Int16Array): void {
     if (this.#closed) return;
+    if (this.#botResampler !== null) pcm = this.#botResampler.process(pcm);
     const now = this.#written + this.#callerPending;
     this.#botPosition = Math.max(this.#botPosition, now);
     this.#bot.set(this.#botPosition, pcm.slice());
@@ -79,6 +85,7 @@ export class CallRecorder {
     if (!this.#closed) {
       this.#flush(true);
       this.#closed = true;
+      this.#botResampler?.close();
       writeSync(this.#fd, wavHeader(this.#written, this.sampleRate), 0, HEADER_BYTES, 0);
       closeSync(this.#fd);
     }

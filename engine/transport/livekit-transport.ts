@@ -47,12 +47,17 @@ export class LiveKitConnectError extends VoiceError {
 }
 
 const SAMPLE_RATE = 48_000;
+/**
+ * The rate the caller's audio is asked of rtc-node in: what VAD, Smart Turn and the recogniser use, so
+ * libwebrtc's resampler (native, in its audio thread) does the only conversion.
+ */
+export const CALLER_SAMPLE_RATE = 16_000;
 /** The participant attribute LiveKit agents publish their state in (listening, thinking, speaking). */
 export const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
 const TRANSCRIPTION_TOPIC = 'lk.transcription';
 
 export class LiveKitTransport implements CallTransport {
-  readonly callerSampleRate = SAMPLE_RATE;
+  readonly callerSampleRate = CALLER_SAMPLE_RATE;
   readonly sink: AudioSink;
   readonly options: LiveKitTransportOptions;
   #events: CallTransportEvents;
@@ -131,7 +136,7 @@ export class LiveKitTransport implements CallTransport {
     this.#callerTrackSid = track.sid ?? '';
     this.#cancelGrace();
     // 20 ms frames: half the native callbacks of the default 10 ms, still one VAD window in two.
-    void this.#pump(openAudioStream(track, { sampleRate: SAMPLE_RATE, numChannels: 1, frameSizeMs: 20 }));
+    void this.#pump(openAudioStream(track, { sampleRate: CALLER_SAMPLE_RATE, numChannels: 1, frameSizeMs: 20 }));
   }
 
   async #pump(stream: ReadableStream<AudioFrame>): Promise<void> {
