@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { concatPcm, silence, synthesizeSpeech } from '../engine/providers/local/speech.ts';
+import { silence, synthesizeSpeech } from '../engine/providers/local/speech.ts';
+import { concatPcm } from '../engine/pcm.ts';
 import { ENGINE_API_KEY, startEngineProcess, type EngineProcess } from './support/engine-process.ts';
 import { repoRoot } from './support/process.ts';
 

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { AccessToken } from 'livekit-server-sdk';
 import { AudioFrame, AudioSource, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, dispose, type RemoteTrack } from '@livekit/rtc-node';
-import { rms } from '../engine/providers/local/speech.ts';
+import { rms } from '../engine/pcm.ts';
 import { connectRoom, ffiEventRouter, openAudioStream } from '../engine/transport/ffi-event-router.ts';
 import { withTimeout } from '../engine/with-timeout.ts';
 

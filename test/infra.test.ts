@@ -38,6 +38,7 @@ import { answersPong, startRedisServer } from './support/redis-server.ts';
 import { tcpAccepts } from './support/process.ts';
 import globalSetup from './global-setup.ts';
 import { withTimeout } from '../engine/with-timeout.ts';
+import { rms } from '../engine/pcm.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'infra-test-'));
 
@@ -47,11 +48,6 @@ afterAll(async () => {
   await dispose();
 });
 
-function rms(pcm: Int16Array): number {
-  let sum = 0;
-  for (const s of pcm) sum += s * s;
-  return pcm.length === 0 ? 0 : Math.sqrt(sum / pcm.length);
-}
 
 describe('speech fixtures', () => {
   it('synthesises audible speech at the requested rate', () => {

@@ -6,8 +6,9 @@
  */
 import { AudioFrame, AudioSource, AudioStream, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, dispose } from '@livekit/rtc-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { concatPcm, silence, synthesizeSpeech } from '../engine/providers/local/speech.ts';
-import { rms, waitFor } from './support/caller.ts';
+import { silence, synthesizeSpeech } from '../engine/providers/local/speech.ts';
+import { concatPcm, rms } from '../engine/pcm.ts';
+import { waitFor } from './support/caller.ts';
 import { startEngineProcess, type EngineProcess } from './support/engine-process.ts';
 import { tcpAccepts } from './support/process.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { concatPcm } from '../providers/local/speech.ts';
+import { concatPcm } from '../pcm.ts';
 import type { PacedOutput, PlayoutScheduler } from '../transport/playout-clock.ts';
 import { BotOutput } from './bot-output.ts';
 

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { rms } from '../providers/local/speech.ts';
+import { rms } from '../pcm.ts';
 import { loadResamplerModule } from '../stages/resampler.ts';
 import { CallRecorder } from './call-recorder.ts';
 

@@ -6,6 +6,7 @@
  */
 import { openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { concatPcm } from '../pcm.ts';
 import { Resampler } from '../stages/resampler.ts';
 
 const HEADER_BYTES = 44;
@@ -55,12 +56,7 @@ export class CallRecorder {
   }
 
   #flush(final: boolean): void {
-    const callerSamples = new Int16Array(this.#callerPending);
-    let offset = 0;
-    for (const chunk of this.#caller) {
-      callerSamples.set(chunk, offset);
-      offset += chunk.length;
-    }
+    const callerSamples = concatPcm(this.#caller);
     this.#caller = [];
     this.#callerPending = 0;
     const end = this.#written + callerSamples.length + (final ? Math.max(0, this.#botPosition - this.#written - callerSamples.length) : 0);

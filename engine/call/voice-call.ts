@@ -10,6 +10,7 @@ import type { TextToSpeech } from '../providers/tts.ts';
 import { splitSentences } from '../providers/sentence-splitter.ts';
 import type { VoiceError } from '../errors.ts';
 import type { BotState, CallTransport } from '../transport/call-transport.ts';
+import { concatPcm } from '../pcm.ts';
 import { BotOutput } from './bot-output.ts';
 import { CallEvents } from './call-events.ts';
 import { Conversation, heardText } from './conversation.ts';
@@ -163,12 +164,7 @@ export class VoiceCall {
 
   #flushStt(): void {
     if (this.#sttBufferedSamples === 0) return;
-    const batch = new Int16Array(this.#sttBufferedSamples);
-    let offset = 0;
-    for (const chunk of this.#sttBuffer) {
-      batch.set(chunk, offset);
-      offset += chunk.length;
-    }
+    const batch = concatPcm(this.#sttBuffer);
     this.#sttBuffer = [];
     this.#sttBufferedSamples = 0;
     this.#stt.pushAudio(batch);

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { VoiceError } from '../errors.ts';
 import { DeepgramFakeServer } from './local/deepgram-server.ts';
-import { concatPcm, silence, synthesizeSpeech } from './local/speech.ts';
+import { silence, synthesizeSpeech } from './local/speech.ts';
+import { concatPcm } from '../pcm.ts';
 import { DeepgramStt, type DeepgramSttOptions } from './deepgram-stt.ts';
 import type { SttStream, TranscriptResult } from './stt.ts';
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ElevenLabsFakeServer } from './local/elevenlabs-server.ts';
-import { concatPcm, rms, synthesizeSpeech } from './local/speech.ts';
+import { synthesizeSpeech } from './local/speech.ts';
+import { concatPcm, rms } from '../pcm.ts';
 import type { VoiceError } from '../errors.ts';
 import { ElevenLabsTts, type ElevenLabsTtsOptions } from './elevenlabs-tts.ts';
 import type { TtsAudio } from './tts.ts';

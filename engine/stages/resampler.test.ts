@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { loadResamplerModule, Resampler } from './resampler.ts';
+import { rms } from '../pcm.ts';
 
 /** The conversions the engine needs: telephony/WebRTC rates to the 16 kHz model rate, and TTS rates to 48 kHz. */
 const RATE_PAIRS: ReadonlyArray<readonly [number, number]> = [
@@ -46,11 +47,6 @@ function estimateFrequencyHz(samples: Int16Array, sampleRate: number): number {
   return ((crossings - 1) * sampleRate) / (last - first);
 }
 
-function rms(samples: Int16Array): number {
-  let sum = 0;
-  for (const s of samples) sum += s * s;
-  return Math.sqrt(sum / samples.length);
-}
 
 describe('Resampler before the module is loaded', () => {
   it('throws VE_RESAMPLER_NOT_LOADED from create', async () => {

@@ -10,7 +10,8 @@
  */
 import { AudioFrame, AudioSource, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, type RemoteTrack } from '@livekit/rtc-node';
 import { LatencyRecorder } from '../../engine/metrics/latency-recorder.ts';
-import { rms, synthesizeSpeech } from '../../engine/providers/local/speech.ts';
+import { synthesizeSpeech } from '../../engine/providers/local/speech.ts';
+import { rms } from '../../engine/pcm.ts';
 import { withTimeout } from '../../engine/with-timeout.ts';
 import { connectRoom, openAudioStream } from '../../engine/transport/ffi-event-router.ts';
 import { AGENT_STATE_ATTRIBUTE } from '../../engine/transport/livekit-transport.ts';

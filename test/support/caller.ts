@@ -4,6 +4,7 @@
  */
 import { AccessToken } from 'livekit-server-sdk';
 import { AudioFrame, AudioSource, AudioStream, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, type RemoteTrack } from '@livekit/rtc-node';
+import { rms } from '../../engine/pcm.ts';
 
 export interface ReceivedFrame {
   at: number;
@@ -125,11 +126,6 @@ export class TestCaller {
   }
 }
 
-export function rms(pcm: Int16Array): number {
-  let sum = 0;
-  for (let i = 0; i < pcm.length; i++) sum += pcm[i] * pcm[i];
-  return Math.sqrt(sum / Math.max(1, pcm.length));
-}
 
 export async function waitFor<T>(what: string, check: () => T | null | undefined | false, timeoutMs = 20_000): Promise<T> {
   const deadline = performance.now() + timeoutMs;

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, type WsSocket } from './ws.ts';
 import { DeepgramFakeServer } from './deepgram-server.ts';
-import { concatPcm, silence, synthesizeSpeech } from './speech.ts';
+import { silence, synthesizeSpeech } from './speech.ts';
+import { concatPcm } from '../../pcm.ts';
 
 type Msg = { type: string; [k: string]: any };
 

@@ -80,23 +80,4 @@ export function silence(durationMs: number, sampleRate: number): Int16Array {
   return new Int16Array(Math.round((durationMs * sampleRate) / 1000));
 }
 
-/** Concatenate PCM pieces into one array. */
-export function concatPcm(parts: Int16Array[]): Int16Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Int16Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
 
-/** Root-mean-square level of 16-bit PCM (0..32768). */
-export function rms(pcm: Int16Array): number {
-  if (pcm.length === 0) return 0;
-  let sum = 0;
-  for (let i = 0; i < pcm.length; i++) sum += pcm[i] * pcm[i];
-  return Math.sqrt(sum / pcm.length);
-}

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TranscriptResult } from '../stt.ts';
-import { concatPcm, rms, silence, synthesizeSpeech } from './speech.ts';
+import { silence, synthesizeSpeech } from './speech.ts';
+import { concatPcm, rms } from '../../pcm.ts';
 import { standInResponder, standInTranscript } from './stand-in-replies.ts';
 import { startStandIns, type StandIns } from './stand-ins.ts';
 
