@@ -90,7 +90,8 @@ describe('MediaEngine', () => {
   let engine: MediaEngine;
 
   beforeAll(async () => {
-    engine = await MediaEngine.start({ models: { vadPath, smartTurnPath }, workers: 2, allowFaultInjection: true, warmUp: { vadRuns: 20, smartTurnRuns: 1 } });
+    // Every window through the model, so that the batched run can be compared with the reference.
+    engine = await MediaEngine.start({ models: { vadPath, smartTurnPath }, workers: 2, allowFaultInjection: true, warmUp: { vadRuns: 20, smartTurnRuns: 1 }, vadSkipDigitalSilence: false });
   });
 
   afterAll(async () => {
@@ -230,5 +231,38 @@ describe('MediaEngine', () => {
     expect(call.droppedSamples()).toBe(burst.length - accepted);
     expect(events).toContainEqual({ type: 'input_overflow', droppedSamples: burst.length - accepted });
     await call.close();
+  });
+
+  it('answers digital silence without the model, and finds the same speech as with it', async () => {
+    const conversation = conversations[0];
+    const zeroWindows: number[] = [];
+    for (let w = 0; (w + 1) * 512 <= conversation.pcm.length; w++) {
+      if (conversation.pcm.subarray(w * 512, (w + 1) * 512).every((x) => x === 0)) zeroWindows.push(w);
+    }
+    expect(zeroWindows.length).toBeGreaterThan(100);
+    const gated = await MediaEngine.start({ models: { vadPath, smartTurnPath }, workers: 1, warmUp: { vadRuns: 20, smartTurnRuns: 1 } });
+    try {
+      const run = async (on: MediaEngine, callId: string) => {
+        const call = on.openCall(callId, { inputSampleRate: SAMPLE_RATE, trace: true });
+        const events = collect(call);
+        await feed(call, conversation.pcm);
+        await call.close();
+        return events;
+      };
+      const withModel = await run(engine, 'silence-model');
+      const skipped = await run(gated, 'silence-skipped');
+      expect(gated.metrics().vadSilentWindows).toBe(zeroWindows.length);
+      const p = probabilities(skipped);
+      for (const w of zeroWindows) expect(p[w]).toBe(0);
+      const vadEvents = (events: MediaEvent[]) => events.flatMap((e) => (e.type === 'speech_start' || e.type === 'speech_end' ? [e] : []));
+      const a = vadEvents(withModel);
+      const b = vadEvents(skipped);
+      expect(b.map((e) => e.type)).toEqual(a.map((e) => e.type));
+      expect(a.length).toBeGreaterThanOrEqual(4);
+      // Within two windows: the model's state after the silence differs, not the speech it finds.
+      b.forEach((e, i) => expect(Math.abs(e.offsetSamples - a[i].offsetSamples)).toBeLessThanOrEqual(1024));
+    } finally {
+      await gated.close();
+    }
   });
 });

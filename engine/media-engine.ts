@@ -34,6 +34,8 @@ export interface MediaEngineOptions {
   historyMs: number;
   /** See MediaWorkerSettings.batchWindowMs. */
   vadBatchWindowMs: number;
+  /** See MediaWorkerSettings.skipDigitalSilence. */
+  vadSkipDigitalSilence: boolean;
   allowFaultInjection: boolean;
   onListenerError?: (callId: string, error: unknown) => void;
 }
@@ -54,6 +56,7 @@ export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
   inputRingMs: 2000,
   historyMs: 8000,
   vadBatchWindowMs: 20,
+  vadSkipDigitalSilence: true,
   allowFaultInjection: false,
 };
 
@@ -68,6 +71,8 @@ export interface MediaEngineMetrics {
   smartTurn: { requests: number; batches: number; failures: number; timeouts: number; superseded: number; queued: number; inFlight: number };
   vadBatches: number;
   vadMeanBatchSize: number;
+  /** Windows of digital silence answered without the model (see MediaWorkerSettings.skipDigitalSilence). */
+  vadSilentWindows: number;
   eventLoopDelayP99Ms: number;
 }
 
@@ -83,6 +88,7 @@ export class MediaEngine {
   #droppedOfClosedCalls = 0;
   #vadBatches = 0;
   #vadWindows = 0;
+  #vadSilentWindows = 0;
   #closed = false;
 
   private constructor(options: MediaEngineOptions) {
@@ -98,6 +104,7 @@ export class MediaEngine {
           warmUpRuns: options.warmUp.vadRuns,
           historyMs: options.historyMs,
           batchWindowMs: options.vadBatchWindowMs,
+          skipDigitalSilence: options.vadSkipDigitalSilence,
           allowFaultInjection: options.allowFaultInjection,
         },
       },
@@ -186,8 +193,9 @@ export class MediaEngine {
   #onWorkerMessage(_workerId: number, message: FromWorker): void {
     if (message.type !== 'step') return;
     const now = performance.now();
-    this.#vadBatches++;
+    if (message.batchSize > 0) this.#vadBatches++;
     this.#vadWindows += message.batchSize;
+    this.#vadSilentWindows += message.silentWindows;
     for (const window of message.windows) {
       this.#calls.get(window.callId)?.handleWindow(window.endSamples, window.probability, window.inputSamples, now);
     }
@@ -226,6 +234,7 @@ export class MediaEngine {
       smartTurn: this.#turnPool.stats(),
       vadBatches: this.#vadBatches,
       vadMeanBatchSize: this.#vadBatches === 0 ? 0 : this.#vadWindows / this.#vadBatches,
+      vadSilentWindows: this.#vadSilentWindows,
       // The histogram's timer fires every 10 ms; only what exceeds that is delay.
       eventLoopDelayP99Ms: Math.max(0, this.#eventLoop.percentile(99) / 1e6 - EVENT_LOOP_RESOLUTION_MS),
     };

@@ -198,6 +198,7 @@ export class VoiceEngine implements CallEngine {
       smart_turn_requests_total: m.smartTurn.requests,
       smart_turn_failures_total: m.smartTurn.failures,
       vad_mean_batch_size: m.vadMeanBatchSize,
+      vad_silent_windows_total: m.vadSilentWindows,
       event_loop_delay_p99_ms: m.eventLoopDelayP99Ms,
       listener_errors_total: this.#counters.listenerErrors,
     };

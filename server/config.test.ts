@@ -23,6 +23,7 @@ describe('loadConfig', () => {
     expect(config.store).toEqual({ mongodbUri: undefined, dataDir: '.cache/data' });
     expect(config.engine.vadBackend).toBe('native');
     expect(config.engine.vadBatchWindowMs).toBe(20);
+    expect(config.engine.vadSkipDigitalSilence).toBe(true);
     expect(config.engine.allowModelHub).toBe(false);
     expect(config.livekit).toMatchObject({ url: '', embedded: true });
     expect(loadConfig({ API_KEYS: KEY, LIVEKIT_URL: 'wss://lk.example.com' }).livekit).toMatchObject({ url: 'wss://lk.example.com', embedded: false });

@@ -49,6 +49,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'Engine', name: 'VAD_STOP_MS', default: '200', description: 'Silence needed before the VAD reports a stop (and Smart Turn runs).' },
   { section: 'Engine', name: 'SMART_TURN_SILENCE_FALLBACK_MS', default: '3000', description: 'Silence after which a turn counts as complete whatever Smart Turn says.' },
   { section: 'Engine', name: 'ENGINE_VAD_BATCH_WINDOW_MS', default: '20', description: 'Shortest time between two VAD steps of a media worker. The calls\' frames arrive at different moments; waiting lets one batched VAD run take most of them, for at most this much added latency. 0 runs the VAD as soon as any call has a window.' },
+  { section: 'Engine', name: 'ENGINE_VAD_SKIP_DIGITAL_SILENCE', default: 'true', description: 'Answer VAD windows that are exact digital silence (every sample 0) with probability 0 without running Silero, and start the call\'s VAD state afresh after them. A caller who sends nothing (muted, or no DTX between utterances) reaches the engine as zeros once libwebrtc\'s concealment fades out.' },
   { section: 'Engine', name: 'ENGINE_TURN_WORKERS', default: '1', description: 'Worker threads that run Smart Turn, apart from the media workers.' },
   { section: 'Engine', name: 'SMART_TURN_MODEL_PATH', default: undefined, description: 'Smart Turn v3.2 ONNX file (checksum-verified). Unset: the model cache `.cache/models`, else the `pipecat-ai` wheel through pip, else Hugging Face when `ALLOW_MODEL_HUB` is on.' },
   { section: 'Engine', name: 'ALLOW_MODEL_HUB', default: 'false', description: 'Allow downloading missing models from Hugging Face (needs internet; off in tests and CI).' },
@@ -100,6 +101,7 @@ export interface Config {
     workers: number;
     turnWorkers: number;
     vadBatchWindowMs: number;
+    vadSkipDigitalSilence: boolean;
     maxCalls: number;
     vadBackend: Backend;
     smartTurnBackend: Backend;
@@ -326,6 +328,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       workers: r.int('ENGINE_WORKERS', 1, 256),
       turnWorkers: r.int('ENGINE_TURN_WORKERS', 1, 256),
       vadBatchWindowMs: r.int('ENGINE_VAD_BATCH_WINDOW_MS', 0, 100),
+      vadSkipDigitalSilence: r.bool('ENGINE_VAD_SKIP_DIGITAL_SILENCE'),
       maxCalls: r.int('ENGINE_MAX_CALLS', 1, 100_000),
       vadBackend: r.oneOf('VAD_BACKEND', ['wasm', 'native'] as const),
       smartTurnBackend: r.oneOf('SMART_TURN_BACKEND', ['wasm', 'native'] as const),

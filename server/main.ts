@@ -97,6 +97,7 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       workers: config.engine.workers,
       turnWorkers: config.engine.turnWorkers,
       vadBatchWindowMs: config.engine.vadBatchWindowMs,
+      vadSkipDigitalSilence: config.engine.vadSkipDigitalSilence,
       vadBackend: config.engine.vadBackend,
       smartTurnBackend: config.engine.smartTurnBackend,
       vad: {

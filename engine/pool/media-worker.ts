@@ -153,22 +153,32 @@ class MediaWorker {
     for (const call of this.#calls.values()) call.drain();
     for (;;) {
       const batch = new Map<string, Float32Array>();
+      const silent: string[] = [];
       const inputSamples = new Map<string, number>();
       for (const call of this.#calls.values()) {
         const window = call.windows.shift();
         if (!window) continue;
-        batch.set(call.callId, window.samples);
         inputSamples.set(call.callId, window.inputSamples);
+        if (this.settings.skipDigitalSilence && isDigitalSilence(window.samples)) {
+          // Start afresh after the silence, as Silero does at the start of a stream.
+          if (!call.inDigitalSilence) this.#vad.resetStream(call.callId);
+          call.inDigitalSilence = true;
+          silent.push(call.callId);
+        } else {
+          call.inDigitalSilence = false;
+          batch.set(call.callId, window.samples);
+        }
       }
-      if (batch.size === 0) return;
+      if (inputSamples.size === 0) return;
       const started = performance.now();
-      const probabilities = await this.#vad.run(batch);
+      const probabilities = batch.size > 0 ? await this.#vad.run(batch) : new Map<string, number>();
       const inferenceMs = performance.now() - started;
-      this.#report(probabilities, inputSamples, inferenceMs, batch.size);
+      for (const callId of silent) probabilities.set(callId, 0);
+      this.#report(probabilities, inputSamples, inferenceMs, batch.size, silent.length);
     }
   }
 
-  #report(probabilities: Map<string, number>, inputSamples: Map<string, number>, inferenceMs: number, batchSize: number): void {
+  #report(probabilities: Map<string, number>, inputSamples: Map<string, number>, inferenceMs: number, batchSize: number, silentWindows: number): void {
     const windows: VadWindowResult[] = [];
     const events: VadEventMessage[] = [];
     const transfer: ArrayBuffer[] = [];
@@ -193,11 +203,17 @@ class MediaWorker {
         events.push({ callId, type: event.type, offsetSamples: event.offsetSamples });
       }
     }
-    post(this.#port, { type: 'step', windows, events, inferenceMs, batchSize }, transfer);
+    post(this.#port, { type: 'step', windows, events, inferenceMs, batchSize, silentWindows }, transfer);
   }
 
   close(): void {
     for (const call of this.#calls.values()) call.close();
     this.#calls.clear();
   }
+}
+
+/** Every sample exactly 0. */
+function isDigitalSilence(samples: Float32Array): boolean {
+  for (let i = 0; i < samples.length; i++) if (samples[i] !== 0) return false;
+  return true;
 }

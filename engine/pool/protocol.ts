@@ -21,6 +21,12 @@ export interface MediaWorkerSettings {
    * long lets one step batch most of them (fewer, larger `session.run`s) for at most this much latency.
    */
   batchWindowMs: number;
+  /**
+   * Windows that are exact digital silence (every sample 0) get probability 0 without the model, and the
+   * call's VAD state starts afresh after them. A caller who sends nothing (muted, or between utterances
+   * with no DTX) reaches the engine as zeros once libwebrtc's concealment has faded out.
+   */
+  skipDigitalSilence: boolean;
   /** Lets tests crash a worker on purpose. */
   allowFaultInjection: boolean;
 }
@@ -69,6 +75,6 @@ export interface VadEventMessage {
 
 export type FromWorker =
   | { type: 'ready'; workerId: number; warmUpMs: number }
-  | { type: 'step'; windows: VadWindowResult[]; events: VadEventMessage[]; inferenceMs: number; batchSize: number }
+  | { type: 'step'; windows: VadWindowResult[]; events: VadEventMessage[]; inferenceMs: number; batchSize: number; silentWindows: number }
   | { type: 'detached'; requestId: number; callId: string; snapshot: CallSnapshot | null }
   | { type: 'call_error'; callId: string; code: string; message: string };
