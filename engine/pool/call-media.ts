@@ -24,8 +24,6 @@ export class CallMedia {
   #readBuffer = new Int16Array(READ_CHUNK_SAMPLES);
   /** 16 kHz offset of the end of the last window handed to the VAD. */
   windowEndSamples: number;
-  /** The last window was digital silence, so the VAD state was reset (see skipDigitalSilence). */
-  inDigitalSilence = false;
 
   constructor(opts: {
     callId: string;

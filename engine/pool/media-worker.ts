@@ -161,11 +161,9 @@ class MediaWorker {
         inputSamples.set(call.callId, window.inputSamples);
         if (this.settings.skipDigitalSilence && isDigitalSilence(window.samples)) {
           // Start afresh after the silence, as Silero does at the start of a stream.
-          if (!call.inDigitalSilence) this.#vad.resetStream(call.callId);
-          call.inDigitalSilence = true;
+          this.#vad.resetStream(call.callId);
           silent.push(call.callId);
         } else {
-          call.inDigitalSilence = false;
           batch.set(call.callId, window.samples);
         }
       }
