@@ -214,7 +214,7 @@ export class FfiEventRouter {
     const indexed = this.#waitersByAsyncId.get(asyncId);
     if (indexed !== undefined && this.#accept(indexed, event)) return true;
     let accepted = false;
-    for (const waiter of this.#waiters) if (this.#accept(waiter, event)) accepted = true;
+    for (const waiter of this.#waiters) if (waiter !== indexed && this.#accept(waiter, event)) accepted = true;
     return accepted;
   }
 
