@@ -5,6 +5,7 @@
  * `latency` event: first frame handed to LiveKit) and on the caller's side (first audible frame
  * received), with the stages and Smart Turn reported separately. `--turns N --backends wasm,native`.
  */
+import type { LatencyStagesMs } from '../engine/events.ts';
 import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -51,14 +52,15 @@ try {
         await waitFor('bot done', () => harness.engine.call(callId)?.botState === 'listening', 60_000);
         await new Promise((r) => setTimeout(r, 500));
       }
-      const latencies = eventsOf(harness.events, callId, 'latency').map((e) => e.data as { responseMs: number; stagesMs: Record<string, number>; smartTurn: { rule: string } });
+      const latencies = eventsOf(harness.events, callId, 'latency').map((e) => e.data);
       const media = harness.media.metrics();
-      const stage = (name: string) => summary(latencies.map((l) => l.stagesMs[name]).filter((v) => typeof v === 'number'));
+      const present = (values: Array<number | null>) => values.filter((v): v is number => v !== null);
+      const stage = (name: keyof LatencyStagesMs) => summary(present(latencies.map((l) => l.stagesMs[name])));
       rows.push({
         backend,
         turns: latencies.length,
-        'engine response p50 ms': Math.round(summary(latencies.map((l) => l.responseMs)).p50),
-        'engine response p95 ms': Math.round(summary(latencies.map((l) => l.responseMs)).p95),
+        'engine response p50 ms': Math.round(summary(present(latencies.map((l) => l.responseMs))).p50),
+        'engine response p95 ms': Math.round(summary(present(latencies.map((l) => l.responseMs))).p95),
         'caller-side p50 ms': Math.round(summary(callerSide).p50),
         'end of utterance p50 ms': Math.round(stage('endOfUtterance').p50),
         'smart turn p50 ms': Math.round(media.stopToTurnDecisionMs.p50),

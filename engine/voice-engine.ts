@@ -4,7 +4,8 @@
  * demand, and turns everything that happens into one event stream.
  */
 import { AccessToken } from 'livekit-server-sdk';
-import type { CallEngine, EngineCapacity, EngineEvent, StartBotRequest, BotMode } from '../server/call-engine.ts';
+import type { CallEngine, EngineCapacity, StartBotRequest } from './call-engine.ts';
+import type { BotMode, EngineEvent, EngineEventListener } from './events.ts';
 import { MediaEngine } from './media-engine.ts';
 import { VoiceCall, type VoiceCallSettings } from './call/voice-call.ts';
 import { CallEvents } from './call/call-events.ts';
@@ -44,7 +45,7 @@ export class VoiceEngine implements CallEngine {
   readonly options: VoiceEngineOptions;
   #calls = new Map<string, HostedCall>();
   #starting = new Set<string>();
-  #listeners = new Set<(e: EngineEvent) => void>();
+  #listeners = new Set<EngineEventListener>();
   #counters = { providerErrors: 0, callsStarted: 0, callsEnded: 0, interruptions: 0, listenerErrors: 0 };
   #closed = false;
 
@@ -104,7 +105,7 @@ export class VoiceEngine implements CallEngine {
     }
   }
 
-  providerLabels(): Record<string, string> {
+  providerLabels(): { stt: string; llm: string; tts: string } {
     const { stt, llm, tts } = this.options.providers;
     return { stt: stt.label, llm: llm.label, tts: tts.label };
   }
@@ -177,7 +178,7 @@ export class VoiceEngine implements CallEngine {
     return hosted;
   }
 
-  onEvent(listener: (e: EngineEvent) => void): () => void {
+  onEvent(listener: EngineEventListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }

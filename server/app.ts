@@ -2,7 +2,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import pkg from '../package.json' with { type: 'json' };
 import { ApiMetrics } from './api-metrics.ts';
-import type { CallEngine } from './call-engine.ts';
+import type { CallEngine } from '../engine/call-engine.ts';
 import type { Config } from './config.ts';
 import type { AppContext, OutboxPort } from './context.ts';
 import { connectEngineEvents } from './engine-events.ts';

@@ -1,5 +1,6 @@
 import type { ApiMetrics } from './api-metrics.ts';
-import type { CallEngine, EngineEvent } from './call-engine.ts';
+import type { CallEngine } from '../engine/call-engine.ts';
+import type { EngineEvent } from '../engine/events.ts';
 import type { Config } from './config.ts';
 import type { EventHub } from './event-hub.ts';
 import type { LiveKitGateway } from './livekit.ts';

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { ApiMetrics } from './api-metrics.ts';
-import type { CallEngine } from './call-engine.ts';
+import type { CallEngine } from '../engine/call-engine.ts';
 import type { OutboxPort } from './context.ts';
 import type { EventHub } from './event-hub.ts';
 

@@ -2,8 +2,13 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { VoiceError } from '../engine/errors.ts';
 import { ApiError, ERROR_CATALOGUE, toApiError } from './errors.ts';
+import { ENGINE_ERROR_CATALOGUE, engineErrorCode } from '../engine/error-codes.ts';
 
-const doc = readFileSync(new URL('./ERRORS.md', import.meta.url), 'utf8');
+const whole = readFileSync(new URL('./ERRORS.md', import.meta.url), 'utf8');
+const ENGINE_SECTION = '## Engine errors in call events';
+/** The control-plane part of ERRORS.md (responses), and the engine part (call events). */
+const doc = whole.slice(0, whole.indexOf(ENGINE_SECTION));
+const engineDoc = whole.slice(whole.indexOf(ENGINE_SECTION));
 
 describe('error catalogue', () => {
   it('documents every code with its status in server/ERRORS.md', () => {
@@ -25,6 +30,29 @@ describe('error catalogue', () => {
       expect(entry.status).toBeGreaterThanOrEqual(400);
       expect(entry.status).toBeLessThan(600);
     }
+  });
+});
+
+describe('engine error catalogue', () => {
+  it('has a section in ERRORS.md', () => {
+    expect(whole).toContain(ENGINE_SECTION);
+  });
+
+  it('documents every engine code with its stage, and no other', () => {
+    for (const [code, entry] of Object.entries(ENGINE_ERROR_CATALOGUE)) {
+      const row = engineDoc.split('\n').find((line) => line.startsWith(`| \`${code}\` |`));
+      expect(row, `${code} missing from the engine section of ERRORS.md`).toBeDefined();
+      expect(row!.split('|')[2].trim(), `${code} stage in ERRORS.md`).toBe(entry.stage);
+    }
+    const documented = [...engineDoc.matchAll(/^\| `(VE_[A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect(documented.filter((code) => !(code in ENGINE_ERROR_CATALOGUE))).toEqual([]);
+  });
+
+  it('reports an uncatalogued engine error as VE_ENGINE_INTERNAL', () => {
+    expect(engineErrorCode(new VoiceError('VE_LLM_TIMEOUT', 'slow'))).toBe('VE_LLM_TIMEOUT');
+    expect(engineErrorCode(new VoiceError('VE_SOMETHING_NEW', 'x'))).toBe('VE_ENGINE_INTERNAL');
+    expect(engineErrorCode(new Error('plain'))).toBe('VE_ENGINE_INTERNAL');
+    expect(engineErrorCode(undefined)).toBe('VE_ENGINE_INTERNAL');
   });
 });
 

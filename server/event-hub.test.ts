@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { EngineEvent } from './call-engine.ts';
+import type { EngineEvent } from '../engine/events.ts';
 import { EventHub, RECENT_EVENTS_PER_CALL } from './event-hub.ts';
 
 function event(callId: string, seq: number): EngineEvent {
-  return { callId, seq, eventId: `${callId}-${seq}`, type: 't', at: new Date(0).toISOString(), data: {} };
+  return { callId, seq, eventId: `${callId}-${seq}`, type: 'vad', at: new Date(0).toISOString(), data: { event: 'speech_start', offsetMs: seq } };
 }
 
 describe('EventHub', () => {

@@ -1,4 +1,4 @@
-import type { EngineEvent } from './call-engine.ts';
+import type { EngineEvent } from '../engine/events.ts';
 
 /** Per-call events kept in memory so that a subscriber can resume even before the outbox reached the store. */
 export const RECENT_EVENTS_PER_CALL = 256;

@@ -131,7 +131,7 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       providers: providers.info,
     };
     const warnLog = { warn: (obj: unknown, msg?: string) => app?.log.warn(obj, msg) };
-    app = await buildApp({ config, store, outbox: outboxPort(outbox, store, warnLog), engine, livekit: createLiveKitClients(config.livekit), runtime });
+    app = await buildApp({ config, store, outbox: outboxPort(outbox, warnLog), engine, livekit: createLiveKitClients(config.livekit), runtime });
     const listening = app;
     cleanup.push({ what: 'HTTP app', close: () => listening.close() });
     await app.listen({ host: config.http.host, port: config.http.port });

@@ -1,62 +1,45 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { EngineEvent } from './call-engine.ts';
+import type { EngineEvent, LatencyEventData } from '../engine/events.ts';
 import type { OutboxPort } from './context.ts';
-import type { CallStore, Speaker } from './store/call-store.ts';
+import type { TurnLatency } from './store/call-store.ts';
 import type { Outbox } from './store/outbox.ts';
 
-const SPEAKERS: readonly string[] = ['caller', 'bot', 'agent'];
-
-function finite(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+/** A latency event as the call record keeps it: the turn id as a string, only the stages that happened. */
+export function turnLatency(data: LatencyEventData, at: string): TurnLatency {
+  const stagesMs: Record<string, number> = {};
+  for (const [stage, ms] of Object.entries(data.stagesMs)) if (ms !== null) stagesMs[stage] = ms;
+  return {
+    turnId: String(data.turnId),
+    at,
+    ...(data.responseMs !== null ? { responseMs: data.responseMs } : {}),
+    stagesMs,
+  };
 }
 
 /**
  * Adapts the durable `Outbox` to what the API needs. Every engine event is journaled; a final
- * `transcript` event also becomes a transcript segment. Latency summaries go straight to the store
- * (`appendLatency` is idempotent by turn id) because the outbox journals events and segments only: a
- * latency lost while the database is down is acceptable, a transcript line is not.
+ * `transcript` event also becomes a transcript segment, and a `latency` event the call's per-turn
+ * latency record. All three go through the journal, so none is lost while the database is down.
  */
-export function outboxPort(
-  outbox: Pick<Outbox, 'appendEvents' | 'appendSegments' | 'stats' | 'flush'>,
-  store: Pick<CallStore, 'appendLatency'>,
-  log: Pick<FastifyBaseLogger, 'warn'>,
-): OutboxPort {
+export function outboxPort(outbox: Pick<Outbox, 'appendEvents' | 'appendSegments' | 'appendLatencies' | 'stats' | 'flush'>, log: Pick<FastifyBaseLogger, 'warn'>): OutboxPort {
   let journalFailing = false;
 
   return {
     enqueue(event: EngineEvent): void {
       try {
         outbox.appendEvents([event]);
-        const d = event.data;
-        if (event.type === 'transcript' && d.final === true && typeof d.text === 'string' && SPEAKERS.includes(String(d.speaker))) {
+        if (event.type === 'transcript' && event.data.final) {
+          const d = event.data;
           outbox.appendSegments([
-            {
-              callId: event.callId,
-              segmentId: typeof d.segmentId === 'string' ? d.segmentId : event.eventId,
-              seq: event.seq,
-              speaker: d.speaker as Speaker,
-              text: d.text,
-              startMs: finite(d.startMs) ?? 0,
-              endMs: finite(d.endMs) ?? 0,
-              final: true,
-            },
+            { callId: event.callId, segmentId: d.segmentId, seq: event.seq, speaker: d.speaker, text: d.text, startMs: d.startMs ?? 0, endMs: d.endMs ?? 0, final: true },
           ]);
+        } else if (event.type === 'latency') {
+          outbox.appendLatencies([{ callId: event.callId, latency: turnLatency(event.data, event.at) }]);
         }
         journalFailing = false;
       } catch (err) {
         journalFailing = true;
         log.warn({ err, callId: event.callId, eventType: event.type }, 'outbox append failed');
-      }
-      if (event.type === 'latency' && typeof event.data.turnId === 'string') {
-        const stagesMs = event.data.stagesMs;
-        store
-          .appendLatency(event.callId, {
-            turnId: event.data.turnId,
-            at: event.at,
-            responseMs: finite(event.data.responseMs),
-            stagesMs: stagesMs !== null && typeof stagesMs === 'object' ? (stagesMs as Record<string, number>) : undefined,
-          })
-          .catch((err: unknown) => log.warn({ err, callId: event.callId }, 'latency not stored'));
       }
     },
     backlog: () => outbox.stats().backlog,

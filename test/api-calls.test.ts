@@ -158,12 +158,13 @@ describe('GET /v1/calls', () => {
     engine.emit(body.callId, 'transcript', { segmentId: 's1', speaker: 'caller', text: 'hello', startMs: 0, endMs: 400, final: true });
     engine.emit(body.callId, 'transcript', { segmentId: 's2', speaker: 'bot', text: 'hel', startMs: 500, endMs: 600, final: false });
     engine.emit(body.callId, 'transcript', { segmentId: 's3', speaker: 'bot', text: 'hi there', startMs: 500, endMs: 900, final: true });
-    engine.emit(body.callId, 'latency', { turnId: 't1', responseMs: 640, stagesMs: { llmFirstTokenMs: 300 } });
+    engine.emit(body.callId, 'latency', { turnId: 1, responseMs: 640, stagesMs: { endOfUtterance: 210, sttFinal: null, llmFirstToken: 300, ttsFirstByte: 120 }, smartTurn: { probability: 0.8, rule: 'model' } });
     await h.outbox.flush();
     await expect.poll(async () => ((await (await h.api(`/v1/calls/${body.callId}`)).json()) as any).latencies.length).toBe(1);
     const call = (await (await h.api(`/v1/calls/${body.callId}`)).json()) as Record<string, any>;
     expect(call.transcript.map((s: { speaker: string; text: string }) => `${s.speaker}: ${s.text}`)).toEqual(['caller: hello', 'bot: hi there']);
-    expect(call.latencies[0]).toMatchObject({ turnId: 't1', responseMs: 640, stagesMs: { llmFirstTokenMs: 300 } });
+    // The engine's numeric turn id is the record's string id; a stage that did not happen is absent.
+    expect(call.latencies[0]).toEqual({ turnId: '1', at: expect.any(String), responseMs: 640, stagesMs: { endOfUtterance: 210, llmFirstToken: 300, ttsFirstByte: 120 } });
   });
 });
 

@@ -72,8 +72,8 @@ async function newCall(): Promise<string> {
 describe('GET /v1/calls/:id/events (SSE)', () => {
   it('replays stored events, then streams live ones, each once and in order', async () => {
     const callId = await newCall(); // seq 1 = bot_status from startBot
-    engine.emit(callId, 'turn', { n: 2 });
-    engine.emit(callId, 'turn', { n: 3 });
+    engine.emit(callId, 'vad', { event: 'speech_start', offsetMs: 2 });
+    engine.emit(callId, 'vad', { event: 'speech_start', offsetMs: 3 });
     await h.outbox.flush();
 
     const res = await h.api(`/v1/calls/${callId}/events`);
@@ -82,18 +82,18 @@ describe('GET /v1/calls/:id/events (SSE)', () => {
     const sse = sseReader(res);
     const replayed = await sse.take(3);
     // The stream is now live: these arrive through the hub, not the store.
-    engine.emit(callId, 'turn', { n: 4 });
-    engine.emit(callId, 'turn', { n: 5 });
+    engine.emit(callId, 'vad', { event: 'speech_start', offsetMs: 4 });
+    engine.emit(callId, 'vad', { event: 'speech_start', offsetMs: 5 });
     const messages = [...replayed, ...(await sse.take(2))];
     await sse.close();
     expect(messages.map((m) => Number(m.id))).toEqual([1, 2, 3, 4, 5]);
-    expect(messages.map((m) => m.event)).toEqual(['bot_status', 'turn', 'turn', 'turn', 'turn']);
-    expect(messages[4].data.data).toEqual({ n: 5 });
+    expect(messages.map((m) => m.event)).toEqual(['bot_status', 'vad', 'vad', 'vad', 'vad']);
+    expect(messages[4].data.data).toEqual({ event: 'speech_start', offsetMs: 5 });
   });
 
   it('resumes after Last-Event-ID, including events the outbox has not written yet', async () => {
     const callId = await newCall();
-    for (let n = 2; n <= 6; n++) engine.emit(callId, 'turn', { n });
+    for (let n = 2; n <= 6; n++) engine.emit(callId, 'vad', { event: 'speech_start', offsetMs: n });
     const res = await h.api(`/v1/calls/${callId}/events`, { headers: { 'last-event-id': '3' } });
     expect(res.status).toBe(200);
     const messages = await readSse(res, 3);
@@ -121,7 +121,7 @@ describe('GET /v1/calls/:id/events/ws (WebSocket)', () => {
 
   it('streams events as JSON messages and resumes with afterSeq', async () => {
     const callId = await newCall();
-    engine.emit(callId, 'turn', { n: 2 });
+    engine.emit(callId, 'vad', { event: 'speech_start', offsetMs: 2 });
     const ws = connect(`/v1/calls/${callId}/events/ws?afterSeq=1`);
     const got: number[] = [];
     const done = new Promise<void>((resolve, reject) => {
@@ -132,8 +132,8 @@ describe('GET /v1/calls/:id/events/ws (WebSocket)', () => {
       ws.onerror = () => reject(new Error('websocket error'));
     });
     await new Promise<void>((resolve) => (ws.onopen = () => resolve()));
-    engine.emit(callId, 'turn', { n: 3 });
-    engine.emit(callId, 'turn', { n: 4 });
+    engine.emit(callId, 'vad', { event: 'speech_start', offsetMs: 3 });
+    engine.emit(callId, 'vad', { event: 'speech_start', offsetMs: 4 });
     await done;
     ws.close();
     expect(got).toEqual([2, 3, 4]);

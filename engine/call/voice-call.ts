@@ -9,6 +9,8 @@ import type { LanguageModel, ToolCall, ToolSpec } from '../providers/llm.ts';
 import type { TextToSpeech } from '../providers/tts.ts';
 import { splitSentences } from '../providers/sentence-splitter.ts';
 import type { VoiceError } from '../errors.ts';
+import { engineErrorCode } from '../error-codes.ts';
+import type { BotMode, ErrorStage, TurnRule } from '../events.ts';
 import type { BotState, CallTransport } from '../transport/call-transport.ts';
 import { concatPcm } from '../pcm.ts';
 import { BotOutput } from './bot-output.ts';
@@ -53,7 +55,6 @@ export const CALL_TOOLS: ToolSpec[] = [
   },
 ];
 
-export type BotMode = 'active' | 'transcriber';
 
 interface Reply {
   id: number;
@@ -66,7 +67,7 @@ interface Reply {
   callerStoppedAt: number;
   marks: { decidedAt: number; sttFinalAt?: number; llmFirstTokenAt?: number; ttsFirstByteAt?: number; firstAudioAt?: number };
   probability: number | null;
-  rule: string;
+  rule: TurnRule;
   after?: 'transfer' | 'end';
 }
 
@@ -224,7 +225,7 @@ export class VoiceCall {
         this.events.emit('worker_restarted', { fromWorkerId: event.fromWorkerId, toWorkerId: event.toWorkerId, reason: event.reason });
         break;
       case 'smart_turn_error':
-        this.events.emit('error', { stage: 'smart_turn', code: event.code, message: event.message, recovered: true });
+        this.events.emit('error', { stage: 'smart_turn', code: engineErrorCode(event), message: event.message, recovered: true });
         break;
       case 'input_overflow':
         this.events.emit('error', { stage: 'media', code: 'VE_INPUT_OVERFLOW', droppedSamples: event.droppedSamples, recovered: true });
@@ -271,7 +272,7 @@ export class VoiceCall {
 
   // ---- bot side ----------------------------------------------------------------------------------
 
-  async #respond(turnId: number, probability: number | null, rule: string): Promise<void> {
+  async #respond(turnId: number, probability: number | null, rule: TurnRule): Promise<void> {
     if (this.#mode !== 'active' || this.#closed) return;
     const decidedAt = performance.now();
     const callerStoppedAt = this.#callerStoppedAt || decidedAt;
@@ -354,7 +355,8 @@ export class VoiceCall {
         if (reply.sentences.length === 0) await this.#speak(reply, this.settings.transferReply);
         reply.after = 'transfer';
         this.#conversation.addToolResult(call.id, 'transfer started');
-        this.events.emit('handoff_requested', { reason: safeJson(call.argumentsJson).reason ?? null, turnId: reply.turnId });
+        const reason = safeJson(call.argumentsJson).reason;
+        this.events.emit('handoff_requested', { reason: typeof reason === 'string' ? reason : null, turnId: reply.turnId });
       } else if (call.name === 'end_call') {
         if (reply.sentences.length === 0) await this.#speak(reply, this.settings.goodbyeReply);
         reply.after = 'end';
@@ -461,8 +463,8 @@ export class VoiceCall {
     void this.#transport.setBotState(state).catch(() => {});
   }
 
-  #error(stage: string, error: VoiceError): void {
-    this.events.emit('error', { stage, code: error?.code ?? 'VE_UNKNOWN', message: String(error?.message ?? error), retryable: error?.retryable ?? false });
+  #error(stage: ErrorStage, error: VoiceError): void {
+    this.events.emit('error', { stage, code: engineErrorCode(error), message: String(error?.message ?? error), retryable: error?.retryable ?? false });
   }
 
   /** Idempotent. Ends recognition, playback and any reply in flight. */

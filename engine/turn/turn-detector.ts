@@ -19,7 +19,9 @@ export const DEFAULT_TURN_SETTINGS: TurnDetectorSettings = {
   sampleRate: 16000,
 };
 
-export type TurnRule = 'model' | 'silence';
+import type { TurnRule } from '../events.ts';
+
+export type { TurnRule };
 
 export type TurnEvent =
   | { type: 'user_started_speaking'; turnId: number; offsetSamples: number; resumed: boolean }

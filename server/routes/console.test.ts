@@ -52,12 +52,12 @@ describe('the live page', () => {
 
     engine.emit('call-a', 'bot_status', { state: 'listening', joined: true });
     engine.emit('call-b', 'bot_status', { state: 'listening', joined: true });
-    engine.emit('call-a', 'turn', { event: 'user_turn_complete', turnId: 1, probability: 0.9, rule: 'model' });
-    engine.emit('call-a', 'latency', { turnId: 1, responseMs: 420 });
+    engine.emit('call-a', 'turn', { event: 'user_turn_complete', turnId: 1, probability: 0.9, rule: 'model', speechEndMs: 1000, decidedAtMs: 1200 });
+    engine.emit('call-a', 'latency', { turnId: 1, responseMs: 420, stagesMs: { endOfUtterance: 200, sttFinal: 210, llmFirstToken: 100, ttsFirstByte: 90 }, smartTurn: { probability: 0.9, rule: 'model' } });
     engine.emit('call-a', 'bot_status', { state: 'speaking' });
     engine.emit('call-b', 'call_ended', { reason: 'caller_left' });
     // Events of a call the page never saw start are not a call running now.
-    engine.emit('call-c', 'turn', { event: 'user_turn_complete', turnId: 1 });
+    engine.emit('call-c', 'turn', { event: 'user_turn_complete', turnId: 1, probability: null, rule: 'silence', speechEndMs: 0, decidedAtMs: 3000 });
 
     const res = await h.api('/v1/engine');
     expect(res.status).toBe(200);

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { EngineEvent } from '../call-engine.ts';
+import type { EngineEvent } from '../../engine/events.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { COMMON_ERRORS, errors } from '../schemas.ts';
@@ -152,7 +152,6 @@ export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: Cons
   };
 
   const unsubscribe = ctx.engine.onEvent((event: EngineEvent) => {
-    const d = event.data;
     if (event.type === 'call_ended') {
       calls.delete(event.callId);
       return;
@@ -165,9 +164,9 @@ export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: Cons
       // Oldest first in a Map: keep the newest MAX_LISTED_CALLS.
       if (calls.size > MAX_LISTED_CALLS) calls.delete(calls.keys().next().value as string);
     }
-    if (event.type === 'bot_status' && typeof d.state === 'string') call.botState = d.state;
-    if (event.type === 'turn' && d.event === 'user_turn_complete') call.turns++;
-    if (event.type === 'latency' && typeof d.responseMs === 'number') call.lastResponseMs = d.responseMs;
+    if (event.type === 'bot_status') call.botState = event.data.state;
+    if (event.type === 'turn' && event.data.event === 'user_turn_complete') call.turns++;
+    if (event.type === 'latency' && event.data.responseMs !== null) call.lastResponseMs = event.data.responseMs;
   });
 
   let cpuPercent = 0;

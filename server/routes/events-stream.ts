@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import type { EngineEvent } from '../call-engine.ts';
+import type { EngineEvent } from '../../engine/events.ts';
 import { loadCall } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';

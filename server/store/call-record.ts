@@ -17,6 +17,7 @@ import {
   type TurnLatency,
 } from './call-store.ts';
 import { StoreInvalidInputError } from './errors.ts';
+import { isEventType } from '../../engine/events.ts';
 
 const CALL_STATES: readonly CallState[] = ['created', 'active', 'human', 'ended'];
 const BOT_MODES = ['active', 'transcriber', 'removed'];
@@ -131,11 +132,18 @@ export function withParticipantLeft(call: CallRecord, identity: string, leftAt: 
   return { ...call, participants, updatedAt: now.toISOString(), rev: call.rev + 1 };
 }
 
-export function withLatency(call: CallRecord, latency: TurnLatency, now: Date): CallRecord | null {
+/** Validates a latency summary; `at` defaults to now. */
+export function normaliseLatency(latency: TurnLatency, now: Date = new Date()): TurnLatency {
   requireString(latency.turnId, 'latency.turnId');
-  if (call.latencies.some((l) => l.turnId === latency.turnId)) return null;
   const entry: TurnLatency = { ...latency, at: isoTime(latency.at, 'latency.at', now) };
   if (entry.responseMs !== undefined) requireFinite(entry.responseMs, 'latency.responseMs');
+  for (const [stage, ms] of Object.entries(entry.stagesMs ?? {})) requireFinite(ms, `latency.stagesMs.${stage}`);
+  return entry;
+}
+
+export function withLatency(call: CallRecord, latency: TurnLatency, now: Date): CallRecord | null {
+  const entry = normaliseLatency(latency, now);
+  if (call.latencies.some((l) => l.turnId === entry.turnId)) return null;
   const latencies = [...call.latencies, entry];
   // A very long call must not grow one document without bound (MongoDB's 16 MB limit).
   if (latencies.length > MAX_LATENCIES_PER_CALL) latencies.splice(0, latencies.length - MAX_LATENCIES_PER_CALL);
@@ -146,8 +154,9 @@ export function normaliseEvent(e: CallEvent): CallEvent {
   requireString(e.callId, 'event.callId');
   requireString(e.eventId, 'event.eventId');
   requireFinite(e.seq, 'event.seq');
-  requireString(e.type, 'event.type');
-  return { callId: e.callId, eventId: e.eventId, seq: e.seq, type: e.type, at: isoTime(e.at, 'event.at'), data: e.data ?? {} };
+  if (!isEventType(e.type)) throw new StoreInvalidInputError(`event.type must be one of the engine's event types (got ${String(e.type)})`);
+  if (e.data === null || typeof e.data !== 'object') throw new StoreInvalidInputError('event.data must be an object');
+  return { callId: e.callId, eventId: e.eventId, seq: e.seq, type: e.type, at: isoTime(e.at, 'event.at'), data: e.data } as CallEvent;
 }
 
 /** `null` for interim segments, which are not stored. */

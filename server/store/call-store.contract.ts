@@ -15,7 +15,7 @@ export interface StoreHandle {
 export type StoreFactory = () => Promise<StoreHandle>;
 
 export function makeEvent(callId: string, seq: number, extra: Partial<CallEvent> = {}): CallEvent {
-  return { callId, eventId: `${callId}-e${seq}`, seq, type: 'test', at: new Date(1_700_000_000_000 + seq).toISOString(), data: { seq }, ...extra };
+  return { callId, eventId: `${callId}-e${seq}`, seq, type: 'vad', at: new Date(1_700_000_000_000 + seq).toISOString(), data: { event: 'speech_start', offsetMs: seq }, ...extra } as CallEvent;
 }
 
 export function makeSegment(callId: string, seq: number, extra: Partial<TranscriptSegment> = {}): TranscriptSegment {

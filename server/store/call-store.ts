@@ -11,6 +11,7 @@
  *   are idempotent by a producer-chosen id: a replay writes nothing and does not fail.
  * - Errors are `VoiceError`s from `./errors.ts`; `retryable: true` means the database was unreachable.
  */
+import type { EngineEvent } from '../../engine/events.ts';
 
 /** Lifecycle of a call. `human` = a human agent has taken over; `ended` is terminal by convention. */
 export type CallState = 'created' | 'active' | 'human' | 'ended';
@@ -130,18 +131,11 @@ export interface TranscriptSegment {
   final: boolean;
 }
 
-export interface CallEvent {
-  callId: string;
-  /** Globally unique (use a UUID), chosen by the producer so replays are idempotent. */
-  eventId: string;
-  /** Increasing per call; listing order. */
-  seq: number;
-  /** e.g. 'participant_joined', 'bot_mode_changed', 'barge_in', 'turn_end'. */
-  type: string;
-  at: string;
-  /** JSON-serialisable payload. */
-  data: Record<string, unknown>;
-}
+/**
+ * A stored call event: exactly the engine's event (`engine/events.ts`), so what a client reads back from
+ * history has the shape it was emitted with. `eventId` is globally unique and `seq` increases per call.
+ */
+export type CallEvent = EngineEvent;
 
 export interface ListCallsQuery {
   state?: CallState;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mongoUriForTests, startFerretDb, type FerretDbHandle } from '../../test/support/ferretdb.ts';
-import type { AppendResult, CallEvent, TranscriptSegment } from './call-store.ts';
+import type { AppendResult, CallEvent, CallRecord, TranscriptSegment, TurnLatency } from './call-store.ts';
 import { describeCallStoreContract, makeEvent, makeSegment, type StoreFactory } from './call-store.contract.ts';
 import { MongoCallStore } from './mongo-store.ts';
 import { Outbox, type OutboxTarget } from './outbox.ts';
@@ -107,6 +107,12 @@ class RecordingTarget implements OutboxTarget {
   async appendSegments(segments: TranscriptSegment[]): Promise<AppendResult> {
     const result = await this.store.appendSegments(segments);
     this.acknowledged.push(...segments.map((s) => `s${s.seq}`));
+    return result;
+  }
+
+  async appendLatency(callId: string, latency: TurnLatency): Promise<CallRecord> {
+    const result = await this.store.appendLatency(callId, latency);
+    this.acknowledged.push(`l${latency.turnId}`);
     return result;
   }
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AppendResult, CallEvent, TranscriptSegment } from './call-store.ts';
+import type { AppendResult, CallEvent, CallRecord, TranscriptSegment, TurnLatency } from './call-store.ts';
 import { makeEvent, makeSegment } from './call-store.contract.ts';
 import { EmbeddedCallStore } from './embedded-store.ts';
 import { StoreInvalidInputError, StoreUnavailableError } from './errors.ts';
@@ -29,7 +29,11 @@ class SwitchableTarget implements OutboxTarget {
     return this.#guard(segments.map((s) => s.segmentId), () => this.store.appendSegments(segments));
   }
 
-  async #guard(ids: string[], write: () => Promise<AppendResult>): Promise<AppendResult> {
+  async appendLatency(callId: string, latency: TurnLatency): Promise<CallRecord> {
+    return this.#guard([`latency:${latency.turnId}`], () => this.store.appendLatency(callId, latency));
+  }
+
+  async #guard<T>(ids: string[], write: () => Promise<T>): Promise<T> {
     this.attempts.push(...ids);
     await new Promise((resolve) => setImmediate(resolve));
     if (this.down) throw new StoreUnavailableError('test outage');
@@ -101,6 +105,24 @@ describe('Outbox', () => {
     await outbox.flush();
     expect(outbox.stats()).toMatchObject({ backlog: 0, consecutiveFailures: 0, delivered: 13 });
     expect((await target.store.listEvents('call-b')).map((e) => e.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+  });
+
+  it('keeps per-turn latencies through an outage and stores each once', async () => {
+    const { target, open } = setup();
+    const outbox = open();
+    const { call } = await target.store.createCall({ callId: 'call-l', roomName: 'room-l' });
+    target.down = true;
+    outbox.appendLatencies([1, 2].map((turn) => ({ callId: call.callId, latency: { turnId: String(turn), at: new Date().toISOString(), responseMs: 500 + turn } })));
+    await expect.poll(() => outbox.stats().consecutiveFailures, { timeout: 5000 }).toBeGreaterThan(1);
+    expect(outbox.stats().backlog).toBe(2);
+    target.down = false;
+    target.loseAcks = 1;
+    await outbox.flush();
+    const stored = await target.store.getCall(call.callId);
+    expect(stored?.latencies.map((l) => [l.turnId, l.responseMs])).toEqual([
+      ['1', 501],
+      ['2', 502],
+    ]);
   });
 
   it('redelivers when the acknowledgement is lost, without duplicates in the store', async () => {

@@ -1,5 +1,6 @@
 /**
- * Durable outbox between the live calls and the call store. `appendEvents` / `appendSegments` write to
+ * Durable outbox between the live calls and the call store. `appendEvents` / `appendSegments` /
+ * `appendLatencies` write to
  * a local journal and return at once; a background flusher copies journal entries to the store in
  * journal order, batched, retrying with exponential backoff while the store is down, and deletes entries
  * only after the store acknowledged them. A new Outbox over the same journal replays what is left, and
@@ -24,8 +25,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { ClosedError } from '../../engine/errors.ts';
-import type { AppendResult, CallEvent, TranscriptSegment } from './call-store.ts';
-import { normaliseEvent, normaliseSegment } from './call-record.ts';
+import type { AppendResult, CallEvent, CallRecord, TranscriptSegment, TurnLatency } from './call-store.ts';
+import { normaliseEvent, normaliseSegment, normaliseLatency } from './call-record.ts';
 
 export const OUTBOX_JOURNAL_FILE = 'outbox.sqlite';
 
@@ -33,6 +34,13 @@ export const OUTBOX_JOURNAL_FILE = 'outbox.sqlite';
 export interface OutboxTarget {
   appendEvents(events: CallEvent[]): Promise<AppendResult>;
   appendSegments(segments: TranscriptSegment[]): Promise<AppendResult>;
+  appendLatency(callId: string, latency: TurnLatency): Promise<CallRecord>;
+}
+
+/** A per-turn latency summary on its way to its call's record. */
+export interface CallLatency {
+  callId: string;
+  latency: TurnLatency;
 }
 
 export interface OutboxOptions {
@@ -75,7 +83,7 @@ export interface OutboxStats {
   lastDeliveredAt: string | null;
 }
 
-type EntryKind = 'event' | 'segment';
+type EntryKind = 'event' | 'segment' | 'latency';
 
 interface EntryRow {
   id: number;
@@ -219,6 +227,14 @@ export class Outbox {
     this.#append('segment', rows);
   }
 
+  /** Journals per-turn latency summaries; delivered after the events and segments of the same batch. */
+  appendLatencies(latencies: CallLatency[]): void {
+    this.#append(
+      'latency',
+      latencies.map((l) => ({ callId: l.callId, payload: JSON.stringify({ callId: l.callId, latency: normaliseLatency(l.latency) }) })),
+    );
+  }
+
   #append(kind: EntryKind, rows: { callId: string; payload: string }[]): void {
     if (this.#closed) throw new ClosedError('outbox');
     if (rows.length === 0) return;
@@ -348,9 +364,9 @@ export class Outbox {
     return null;
   }
 
-  /** Delivers one batch: events then segments, each in journal order. Throws on a retryable failure. */
+  /** Delivers one batch: events, segments, then latencies, each in journal order. Throws on a retryable failure. */
   async #deliver(rows: EntryRow[]): Promise<void> {
-    for (const kind of ['event', 'segment'] as const) {
+    for (const kind of ['event', 'segment', 'latency'] as const) {
       const ofKind = rows.filter((r) => r.kind === kind);
       if (ofKind.length === 0) continue;
       try {
@@ -365,7 +381,15 @@ export class Outbox {
 
   async #write(kind: EntryKind, rows: EntryRow[]): Promise<void> {
     if (kind === 'event') await this.#store.appendEvents(rows.map((r) => JSON.parse(r.payload) as CallEvent));
-    else await this.#store.appendSegments(rows.map((r) => JSON.parse(r.payload) as TranscriptSegment));
+    else if (kind === 'segment') await this.#store.appendSegments(rows.map((r) => JSON.parse(r.payload) as TranscriptSegment));
+    else {
+      // One document update per latency (the store has no batch form); idempotent by turn id, so a
+      // batch that fails half-way is simply delivered again.
+      for (const row of rows) {
+        const { callId, latency } = JSON.parse(row.payload) as CallLatency;
+        await this.#store.appendLatency(callId, latency);
+      }
+    }
   }
 
   /** Retries a rejected batch one entry at a time; invalid entries go to dead_letters, the rest through. */

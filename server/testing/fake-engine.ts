@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ClosedError, VoiceError } from '../../engine/errors.ts';
-import type { BotMode, CallEngine, EngineCapacity, EngineEvent, StartBotRequest } from '../call-engine.ts';
+import type { CallEngine, EngineCapacity, StartBotRequest } from '../../engine/call-engine.ts';
+import type { BotMode, EngineEvent, EngineEventDataMap, EngineEventListener, EngineEventOf, EngineEventType } from '../../engine/events.ts';
 
 /** Joins the real room as the bot (e.g. with @livekit/rtc-node); returns how to leave it. */
 export type BotConnector = (req: StartBotRequest) => Promise<() => Promise<void>>;
@@ -28,7 +29,7 @@ export class FakeEngine implements CallEngine {
   readonly log: string[] = [];
   maxCalls: number;
   readonly #connectBot: BotConnector | undefined;
-  readonly #listeners = new Set<(e: EngineEvent) => void>();
+  readonly #listeners = new Set<EngineEventListener>();
   readonly #failures = new Map<string, unknown>();
   readonly #seq = new Map<string, number>();
   #closed = false;
@@ -69,7 +70,7 @@ export class FakeEngine implements CallEngine {
     const call: FakeCall = { req, mode: 'active' };
     this.calls.set(req.callId, call);
     if (this.#connectBot !== undefined) call.leave = await this.#connectBot(req);
-    this.emit(req.callId, 'bot_status', { status: 'joined' });
+    this.emit(req.callId, 'bot_status', { state: 'listening', joined: true });
   }
 
   async stopBot(callId: string): Promise<void> {
@@ -104,10 +105,10 @@ export class FakeEngine implements CallEngine {
   }
 
   /** Emits an event with the call's next seq (kept per call id, also after the bot stopped). */
-  emit(callId: string, type: string, data: Record<string, unknown> = {}): EngineEvent {
+  emit<T extends EngineEventType>(callId: string, type: T, data: EngineEventDataMap[T]): EngineEventOf<T> {
     const seq = (this.#seq.get(callId) ?? 0) + 1;
     this.#seq.set(callId, seq);
-    const event: EngineEvent = { callId, seq, eventId: randomUUID(), type, at: new Date().toISOString(), data };
+    const event = { callId, seq, eventId: randomUUID(), type, at: new Date().toISOString(), data } as EngineEvent as EngineEventOf<T>;
     for (const listener of [...this.#listeners]) {
       try {
         listener(event);
@@ -118,7 +119,7 @@ export class FakeEngine implements CallEngine {
     return event;
   }
 
-  onEvent(listener: (e: EngineEvent) => void): () => void {
+  onEvent(listener: EngineEventListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }

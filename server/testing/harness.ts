@@ -69,7 +69,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const outbox = Outbox.open({ dataDir, store: embedded, flushDelayMs: 5, maxBackoffMs: 200 });
   const engine = options.engine ?? new FakeEngine();
   const livekit = createLiveKitClients(config.livekit);
-  const app = await buildApp({ config, store, outbox: outboxPort(outbox, embedded, console), engine, livekit, logger: false });
+  const app = await buildApp({ config, store, outbox: outboxPort(outbox, console), engine, livekit, logger: false });
   await app.listen({ host: config.http.host, port: config.http.port });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('app is not listening on TCP');

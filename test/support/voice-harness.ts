@@ -8,7 +8,7 @@ import { RoomServiceClient } from 'livekit-server-sdk';
 import { MediaEngine } from '../../engine/media-engine.ts';
 import { VoiceEngine } from '../../engine/voice-engine.ts';
 import type { VoiceCallSettings } from '../../engine/call/voice-call.ts';
-import type { VoiceEvent } from '../../engine/call/call-events.ts';
+import type { EngineEvent, EngineEventOf, EngineEventType } from '../../engine/events.ts';
 import { DeepgramStt } from '../../engine/providers/deepgram-stt.ts';
 import { OpenAiLlm } from '../../engine/providers/openai-llm.ts';
 import { ElevenLabsTts } from '../../engine/providers/elevenlabs-tts.ts';
@@ -26,7 +26,7 @@ export interface VoiceHarness {
   deepgram: DeepgramFakeServer;
   openai: OpenAiFakeServer;
   elevenlabs: ElevenLabsFakeServer;
-  events: VoiceEvent[];
+  events: EngineEvent[];
   /** Creates a room, puts a caller in it and starts the bot. */
   placeCall(callId: string): Promise<TestCaller>;
   close(): Promise<void>;
@@ -60,8 +60,8 @@ export async function startVoiceHarness(
     call: opts.call,
     transport: { callerLeftGraceMs: 1000 },
   });
-  const events: VoiceEvent[] = [];
-  engine.onEvent((e) => events.push(e as VoiceEvent));
+  const events: EngineEvent[] = [];
+  engine.onEvent((e) => events.push(e));
   const callers: TestCaller[] = [];
   return {
     livekit,
@@ -89,6 +89,11 @@ export async function startVoiceHarness(
   };
 }
 
-export function eventsOf(events: VoiceEvent[], callId: string, type?: string, match: Record<string, unknown> = {}): VoiceEvent[] {
-  return events.filter((e) => e.callId === callId && (type === undefined || e.type === type) && Object.entries(match).every(([k, v]) => e.data[k] === v));
+/** The call's events, of one type when given, whose data has every field of `match`. */
+export function eventsOf<T extends EngineEventType>(events: EngineEvent[], callId: string, type: T, match?: Record<string, unknown>): EngineEventOf<T>[];
+export function eventsOf(events: EngineEvent[], callId: string): EngineEvent[];
+export function eventsOf(events: EngineEvent[], callId: string, type?: EngineEventType, match: Record<string, unknown> = {}): EngineEvent[] {
+  return events.filter(
+    (e) => e.callId === callId && (type === undefined || e.type === type) && Object.entries(match).every(([k, v]) => (e.data as unknown as Record<string, unknown>)[k] === v),
+  );
 }

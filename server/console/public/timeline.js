@@ -1,6 +1,10 @@
+// @ts-check
 // One call's timeline, folded from its event stream (GET /v1/calls/:id/events): caller speech from the
 // VAD, Smart Turn decisions with their probability, bot speech, interruptions, and per-turn latency.
-// Times are the events' wall-clock `at`, so caller and bot lanes share one clock.
+// Times are the events' wall-clock `at`, so caller and bot lanes share one clock. Type-checked against
+// the engine's event contract (engine/events.ts) by `npm run typecheck`.
+
+/** @typedef {import('../../../engine/events.ts').EngineEvent} EngineEvent */
 
 /** Seconds of history the lanes show. */
 export const WINDOW_MS = 30_000;
@@ -22,18 +26,21 @@ export class CallTimeline {
     this.ended = false;
   }
 
-  /** Folds one EngineEvent in; returns false for a replayed duplicate. */
+  /**
+   * Folds one event in; returns false for a replayed duplicate.
+   * @param {EngineEvent} event
+   */
   add(event) {
     if (event.seq <= this.lastSeq) return false;
     this.lastSeq = event.seq;
     const at = Date.parse(event.at);
-    const d = event.data ?? {};
     switch (event.type) {
       case 'vad':
-        if (d.event === 'speech_start') this.callerSpeech.push({ start: at, end: null });
-        else if (d.event === 'speech_end') closeLast(this.callerSpeech, at);
+        if (event.data.event === 'speech_start') this.callerSpeech.push({ start: at, end: null });
+        else if (event.data.event === 'speech_end') closeLast(this.callerSpeech, at);
         break;
-      case 'turn':
+      case 'turn': {
+        const d = event.data;
         if (d.event === 'smart_turn_result') {
           this.turnMarks.push({ at, probability: d.probability, complete: d.complete === true, label: `p=${fmtP(d.probability)}` });
           this.#turn(d.turnId).probability = d.probability;
@@ -45,22 +52,22 @@ export class CallTimeline {
           if (d.rule !== 'model') this.turnMarks.push({ at, probability: d.probability ?? null, complete: true, label: String(d.rule) });
         }
         break;
+      }
       case 'bot_status':
-        if (d.state === 'speaking') this.botSpeech.push({ start: at, end: null });
+        if (event.data.state === 'speaking') this.botSpeech.push({ start: at, end: null });
         else closeLast(this.botSpeech, at);
         break;
       case 'interruption':
-        this.interruptions.push({ at, label: String(d.event) });
-        if (d.event === 'interrupted') closeLast(this.botSpeech, at);
+        this.interruptions.push({ at, label: String(event.data.event) });
+        if (event.data.event === 'interrupted') closeLast(this.botSpeech, at);
         break;
       case 'latency': {
+        const d = event.data;
         const row = this.#turn(d.turnId);
         row.responseMs = d.responseMs;
-        row.stagesMs = d.stagesMs ?? {};
-        if (d.smartTurn) {
-          row.probability = d.smartTurn.probability ?? row.probability;
-          row.rule = d.smartTurn.rule ?? row.rule;
-        }
+        row.stagesMs = d.stagesMs;
+        row.probability = d.smartTurn.probability ?? row.probability;
+        row.rule = d.smartTurn.rule;
         break;
       }
       case 'call_ended':
@@ -101,28 +108,36 @@ function fmtMs(ms) {
   return typeof ms === 'number' ? `${Math.round(ms)} ms` : '–';
 }
 
+/** @param {EngineEvent} event */
 function describe(event) {
-  const d = event.data ?? {};
   switch (event.type) {
     case 'vad':
-      return { cls: 'caller', text: `VAD ${d.event}` };
-    case 'turn':
+      return { cls: 'caller', text: `VAD ${event.data.event}` };
+    case 'turn': {
+      const d = event.data;
       if (d.event === 'smart_turn_result') return { cls: 'turn', text: `Smart Turn p=${fmtP(d.probability)} → ${d.complete ? 'complete' : 'incomplete'} (turn ${d.turnId})` };
       if (d.event === 'user_turn_complete') return { cls: 'turn', text: `turn ${d.turnId} complete by ${d.rule}` };
       return { cls: 'turn', text: `${d.event} (turn ${d.turnId})` };
-    case 'transcript':
+    }
+    case 'transcript': {
+      const d = event.data;
       if (!d.final) return null;
       return { cls: d.speaker === 'bot' ? 'bot' : 'caller', text: `${d.speaker}: ${d.text}` };
-    case 'bot_status':
+    }
+    case 'bot_status': {
+      const d = event.data;
       return { cls: 'bot', text: `bot ${d.state}${d.providers ? ` (stt ${d.providers.stt}, llm ${d.providers.llm}, tts ${d.providers.tts})` : ''}` };
-    case 'interruption':
-      return { cls: 'int', text: `interruption: ${d.event}${d.heardText ? ` (heard "${d.heardText}")` : ''}` };
+    }
+    case 'interruption': {
+      const d = event.data;
+      return { cls: 'int', text: `interruption: ${d.event}${d.event === 'interrupted' && d.heardText ? ` (heard "${d.heardText}")` : ''}` };
+    }
     case 'latency':
-      return { cls: 'bot', text: `turn ${d.turnId}: response ${fmtMs(d.responseMs)}` };
+      return { cls: 'bot', text: `turn ${event.data.turnId}: response ${fmtMs(event.data.responseMs)}` };
     case 'error':
-      return { cls: 'error', text: `${d.stage} ${d.code}${d.recovered ? ' (recovered)' : ''}` };
+      return { cls: 'error', text: `${event.data.stage} ${event.data.code}${event.data.recovered ? ' (recovered)' : ''}` };
     case 'call_ended':
-      return { cls: 'error', text: `call ended: ${d.reason}` };
+      return { cls: 'error', text: `call ended: ${event.data.reason}` };
     default:
       return { cls: '', text: event.type };
   }

@@ -1,7 +1,9 @@
 /**
- * What the control plane needs from the voice engine. The lead implements it in `engine/`; the REST layer
- * depends on this contract only, and `server/testing/fake-engine.ts` implements it for tests.
+ * What the control plane needs from the voice engine. `engine/voice-engine.ts` implements it; the REST
+ * layer depends on this contract only, and `server/testing/fake-engine.ts` implements it for tests.
+ * Events cross it in the shape of `engine/events.ts`.
  */
+import type { BotMode, EngineEventListener } from './events.ts';
 
 /** Admission control input: `POST /v1/calls` answers 503 `VE_AT_CAPACITY` while `acceptingCalls` is false. */
 export interface EngineCapacity {
@@ -9,26 +11,6 @@ export interface EngineCapacity {
   maxCalls: number;
   acceptingCalls: boolean;
 }
-
-/**
- * Something that happened in a call: transcript, turn state, bot status, latency... `seq` increases per
- * call (it is the SSE `id`, so clients resume with `Last-Event-ID`); `eventId` is globally unique so that
- * replays through the outbox are idempotent.
- *
- * Types the control plane also folds into the call record:
- * - `transcript` with `data: { segmentId, speaker, text, startMs, endMs, final }` -> transcript segments;
- * - `latency` with `data: { turnId, responseMs?, stagesMs? }` -> the call's per-turn latencies.
- */
-export type EngineEvent = {
-  callId: string;
-  seq: number;
-  eventId: string;
-  type: string;
-  at: string;
-  data: Record<string, unknown>;
-};
-
-export type BotMode = 'active' | 'transcriber';
 
 export interface StartBotRequest {
   callId: string;
@@ -46,7 +28,7 @@ export interface CallEngine {
   startRecording(callId: string, filePath: string): Promise<void>;
   stopRecording(callId: string): Promise<{ filePath: string; durationMs: number }>;
   /** Returns the unsubscribe function. A listener that throws must not break the engine. */
-  onEvent(listener: (e: EngineEvent) => void): () => void;
+  onEvent(listener: EngineEventListener): () => void;
   /** Flat gauges/counters (frame latency p99, drops, worker restarts, provider errors...), exported on /metrics. */
   metrics(): Record<string, number>;
   close(): Promise<void>;
