@@ -10,12 +10,15 @@ export type StoreMethod = Exclude<keyof CallStore, 'kind'>;
  */
 export class StoreFaults {
   readonly #remaining = new Map<StoreMethod, number>();
+  readonly #matches = new Map<StoreMethod, (args: unknown[]) => boolean>();
   /** Calls that were refused, per method, so a test can show the fault was reached. */
   readonly refused = new Map<StoreMethod, number>();
 
-  /** The next `times` calls of `method` fail. */
-  failNext(method: StoreMethod, times = 1): void {
+  /** The next `times` calls of `method` (only those whose arguments `match`, when given) fail. */
+  failNext(method: StoreMethod, times = 1, match?: (args: unknown[]) => boolean): void {
     this.#remaining.set(method, times);
+    if (match === undefined) this.#matches.delete(method);
+    else this.#matches.set(method, match);
   }
 
   /** Every call of `method` fails until `restore`. */
@@ -24,8 +27,13 @@ export class StoreFaults {
   }
 
   restore(method?: StoreMethod): void {
-    if (method === undefined) this.#remaining.clear();
-    else this.#remaining.delete(method);
+    if (method === undefined) {
+      this.#remaining.clear();
+      this.#matches.clear();
+    } else {
+      this.#remaining.delete(method);
+      this.#matches.delete(method);
+    }
   }
 
   wrap(store: CallStore): CallStore {
@@ -37,7 +45,7 @@ export class StoreFaults {
         const method = prop as StoreMethod;
         return (...args: unknown[]) => {
           const left = this.#remaining.get(method) ?? 0;
-          if (left > 0) {
+          if (left > 0 && (this.#matches.get(method)?.(args) ?? true)) {
             if (left === 1) this.#remaining.delete(method);
             else this.#remaining.set(method, left - 1);
             this.refused.set(method, (this.refused.get(method) ?? 0) + 1);
