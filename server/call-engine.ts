@@ -11,9 +11,10 @@ export interface EngineCapacity {
 }
 
 /**
- * Something that happened in a call: transcript, turn state, bot status, latency... `seq` increases per
- * call (it is the SSE `id`, so clients resume with `Last-Event-ID`); `eventId` is globally unique so that
- * replays through the outbox are idempotent.
+ * Something that happened in a call: transcript, turn state, bot status, latency... `seq` runs 1, 2, 3, ...
+ * per call without holes (it is the SSE `id`, so clients resume with `Last-Event-ID`, and a resumed stream
+ * tells a missing event by it); `eventId` is globally unique so that replays through the outbox are
+ * idempotent.
  *
  * Types the control plane also folds into the call record:
  * - `transcript` with `data: { segmentId, speaker, text, startMs, endMs, final }` -> transcript segments;
