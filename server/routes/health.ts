@@ -24,18 +24,13 @@ const ReadyBody = Type.Object({
 
 /**
  * `/healthz`: the process answers. `/readyz`: it can serve: the store answers (or, while it does not, the
- * outbox is still absorbing writes) and the app is not closing. A full engine is NOT "not ready": a load
+ * outbox is still absorbing writes); once the app is closing, Fastify answers every request, this one
+ * included, with 503 before any handler runs (`return503OnClosing`). A full engine is NOT "not ready": a load
  * balancer that stopped routing to a full node would cut `/end`, handoffs and webhooks off from the calls
  * it hosts. Capacity is reported beside it (`acceptingCalls`, also in `GET /v1/engine`), and `POST
  * /v1/calls` answers 503 `VE_AT_CAPACITY` with `Retry-After` on its own.
  */
 export async function healthRoutes(app: FastifyInstance, { ctx }: HealthOptions): Promise<void> {
-  let closing = false;
-  // preClose runs before the server stops accepting requests: answer 503 while the app drains.
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
-
   app.get('/healthz', { schema: { tags: ['health'], security: [], response: { 200: HealthBody } }, config: { public: true } }, async () => ({
     status: 'ok' as const,
   }));
@@ -45,7 +40,6 @@ export async function healthRoutes(app: FastifyInstance, { ctx }: HealthOptions)
     { schema: { tags: ['health'], security: [], response: { 200: ReadyBody, ...errors(503) } }, config: { public: true } },
     async () => {
       const problems: string[] = [];
-      if (closing) problems.push('shutting down');
       let storeState = 'reachable';
       try {
         await withTimeout(ctx.store.ping(), READY_STORE_TIMEOUT_MS, 'store ping');
