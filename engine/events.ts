@@ -3,8 +3,8 @@
  * stores, the event hub, SSE/WebSocket clients and the live page. One member per event name, each with
  * the fields it carries, so that a change of an event's shape fails type-checking wherever it matters.
  *
- * Every event has a per-call `seq` (the SSE `id`, so clients resume with `Last-Event-ID`), a globally
- * unique `eventId` (so replays through the outbox are idempotent), an ISO time, its `type` and `data`.
+ * Every event has a per-call `seq` that runs 1, 2, 3, ... without holes (the SSE `id`, so clients resume
+ * with `Last-Event-ID`, and a resumed stream tells a missing event by it), a globally unique `eventId` (so replays through the outbox are idempotent), an ISO time, its `type` and `data`.
  */
 import type { EngineErrorCode } from './error-codes.ts';
 

@@ -8,7 +8,7 @@ export const META_REQUEST_HASH = `${INTERNAL_METADATA_PREFIX}RequestHash`;
 export const META_CALLER_IDENTITY = `${INTERNAL_METADATA_PREFIX}CallerIdentity`;
 export const META_API_KEY = `${INTERNAL_METADATA_PREFIX}ApiKey`;
 
-/** `endReason` of a call whose creation failed half-way (its Idempotency-Key cannot be reused). */
+/** `endReason` of a call whose creation failed half-way (its Idempotency-Key is released: a retry runs again). */
 export const SETUP_FAILED = 'setup_failed';
 
 export function publicMetadata(metadata: Record<string, unknown>): Record<string, unknown> {

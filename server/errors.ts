@@ -15,9 +15,14 @@ export const ERROR_CATALOGUE = {
   VE_NOT_FOUND: { status: 404, retryable: false, message: 'No such route' },
   VE_CALL_NOT_FOUND: { status: 404, retryable: false, message: 'No such call' },
   VE_IDEMPOTENCY_MISMATCH: {
-    status: 409,
+    status: 422,
     retryable: false,
     message: 'This Idempotency-Key was already used with a different request body',
+  },
+  VE_IDEMPOTENCY_IN_FLIGHT: {
+    status: 409,
+    retryable: true,
+    message: 'A request with this Idempotency-Key is still being processed; retry',
   },
   VE_CALL_ENDED: { status: 409, retryable: false, message: 'The call has ended' },
   VE_RECORDING_ACTIVE: { status: 409, retryable: false, message: 'A recording is already running for this call' },

@@ -23,6 +23,8 @@ export interface LiveKitGateway {
   createRoom(roomName: string, metadata: Record<string, unknown>): Promise<void>;
   /** Idempotent: deleting a room that no longer exists succeeds. */
   deleteRoom(roomName: string): Promise<void>;
+  /** Names of the rooms that exist now, among `names` when given (else all of them). */
+  listRooms(names?: string[]): Promise<string[]>;
   /** Starts an audio-only room composite egress to `filePath`; returns the egress id. */
   startEgress(roomName: string, filePath: string): Promise<string>;
   stopEgress(egressId: string): Promise<void>;
@@ -107,6 +109,13 @@ export function createLiveKitClients(config: Config['livekit']): LiveKitGateway 
       } catch (err) {
         if (err instanceof ServerError && (err.status === 404 || err.code === 'not_found')) return;
         throw livekitFailure('deleteRoom', err);
+      }
+    },
+    async listRooms(names) {
+      try {
+        return (await rooms.listRooms(names)).map((room) => room.name);
+      } catch (err) {
+        throw livekitFailure('listRooms', err);
       }
     },
     async startEgress(roomName, filePath) {

@@ -16,6 +16,7 @@ import { loadConfig, startupNotices, type Config } from './config.ts';
 import { createLiveKitClients } from './livekit.ts';
 import { ensureLiveKitBinary, freeLoopbackPort, MIN_SECRET_LENGTH, startLocalLiveKit, type LocalLiveKit } from './local-livekit.ts';
 import { outboxPort } from './outbox-port.ts';
+import { reconcileCalls } from './reconcile-calls.ts';
 import { startProviders, type Providers } from './providers.ts';
 import type { RuntimeInfo } from './routes/console.ts';
 import { openCallStore } from './store/open-store.ts';
@@ -131,9 +132,15 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       providers: providers.info,
     };
     const warnLog = { warn: (obj: unknown, msg?: string) => app?.log.warn(obj, msg) };
-    app = await buildApp({ config, store, outbox: outboxPort(outbox, warnLog), engine, livekit: createLiveKitClients(config.livekit), runtime });
+    const livekit = createLiveKitClients(config.livekit);
+    app = await buildApp({ config, store, outbox: outboxPort(outbox, warnLog), engine, livekit, runtime });
     const listening = app;
     cleanup.push({ what: 'HTTP app', close: () => listening.close() });
+    // Calls whose room vanished while this node was down would otherwise stay live for ever.
+    await reconcileCalls({ store, livekit }).then(
+      ({ checked, ended }) => listening.log.info({ checked, ended: ended.length }, 'start-up reconciliation of live calls done'),
+      (error: unknown) => listening.log.warn({ err: error }, 'start-up reconciliation of live calls failed; calls whose room is gone stay live'),
+    );
     await app.listen({ host: config.http.host, port: config.http.port });
     const address = app.server.address();
     const port = address !== null && typeof address === 'object' ? address.port : config.http.port;

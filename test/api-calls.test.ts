@@ -7,17 +7,19 @@ import { RoomServiceClient, TokenVerifier } from 'livekit-server-sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { VoiceError } from '../engine/errors.ts';
 import { FakeEngine } from '../server/testing/fake-engine.ts';
-import { LIMITED_API_KEY, LIMITED_MAX, TEST_API_KEY, startHarness, type Harness } from '../server/testing/harness.ts';
+import { StoreFaults } from '../server/testing/store-faults.ts';
+import { LIMITED_API_KEY, LIMITED_MAX, TEST_API_KEY, TEST_API_KEY_NAME, startHarness, type Harness } from '../server/testing/harness.ts';
 import { startLiveKitServer, type LiveKitServerHandle } from './support/livekit-server.ts';
 
 let livekit: LiveKitServerHandle;
 let h: Harness;
 let rooms: RoomServiceClient;
 const engine = new FakeEngine({ maxCalls: 1000 });
+const faults = new StoreFaults();
 
 beforeAll(async () => {
   livekit = await startLiveKitServer();
-  h = await startHarness({ livekit, engine });
+  h = await startHarness({ livekit, engine, wrapStore: (store) => faults.wrap(store) });
   rooms = new RoomServiceClient(livekit.httpUrl, livekit.apiKey, livekit.apiSecret);
 });
 
@@ -28,6 +30,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   engine.maxCalls = 1000;
+  faults.restore();
 });
 
 async function roomExists(name: string): Promise<boolean> {
@@ -78,7 +81,7 @@ describe('POST /v1/calls', () => {
     expect(engine.log.filter((line) => line === `startBot ${first.body.callId}`)).toHaveLength(1);
 
     const other = await createCall({ metadata: { n: 2 } }, { 'idempotency-key': key });
-    expect(other.res.status).toBe(409);
+    expect(other.res.status).toBe(422);
     expect(other.body.error.code).toBe('VE_IDEMPOTENCY_MISMATCH');
 
     // Keys are scoped per API key.
@@ -91,6 +94,45 @@ describe('POST /v1/calls', () => {
     expect(((await res.json()) as { callId: string }).callId).not.toBe(first.body.callId);
   });
 
+  it('replays the original status and body for a retry of an existing call even while the engine is full', async () => {
+    const key = `full-${Date.now()}`;
+    const first = await createCall({ callerName: 'Ada', metadata: { ticket: 'T-9' } }, { 'idempotency-key': key });
+    expect(first.res.status).toBe(201);
+    engine.maxCalls = engine.calls.size;
+    const again = await createCall({ callerName: 'Ada', metadata: { ticket: 'T-9' } }, { 'idempotency-key': key });
+    expect(again.res.status).toBe(201);
+    expect(again.res.headers.get('idempotent-replayed')).toBe('true');
+    // The same answer; only the caller token is minted afresh (same identity, same room).
+    const { callerToken: _t1, callerTokenExpiresAt: _e1, ...original } = first.body;
+    const { callerToken, callerTokenExpiresAt: _e2, ...replayed } = again.body;
+    expect(replayed).toEqual(original);
+    const claims = await new TokenVerifier(livekit.apiKey, livekit.apiSecret).verify(callerToken);
+    expect(claims.sub).toBe(first.body.callerIdentity);
+    expect(claims.video?.room).toBe(first.body.roomName);
+    // A new key is still refused: the engine really is full.
+    expect((await createCall({}, { 'idempotency-key': `${key}-new` })).res.status).toBe(503);
+  });
+
+  it('answers 409 VE_IDEMPOTENCY_IN_FLIGHT to a retry while the first attempt is still running', async () => {
+    const key = `inflight-${Date.now()}`;
+    const release = engine.pauseNext('startBot');
+    const logged = engine.log.length;
+    const firstPending = createCall({ metadata: { n: 1 } }, { 'idempotency-key': key });
+    // The first request is parked inside startBot (it has created the call and its room).
+    await expect.poll(() => engine.log.slice(logged).some((line) => line.startsWith('startBot '))).toBe(true);
+    const concurrent = await createCall({ metadata: { n: 1 } }, { 'idempotency-key': key });
+    expect(concurrent.res.status).toBe(409);
+    expect(concurrent.body.error.code).toBe('VE_IDEMPOTENCY_IN_FLIGHT');
+    expect(Number(concurrent.res.headers.get('retry-after'))).toBeGreaterThan(0);
+    release();
+    const first = await firstPending;
+    expect(first.res.status).toBe(201);
+    const after = await createCall({ metadata: { n: 1 } }, { 'idempotency-key': key });
+    expect(after.res.status).toBe(201);
+    expect(after.body.callId).toBe(first.body.callId);
+    expect(engine.log.filter((line) => line === `startBot ${first.body.callId}`)).toHaveLength(1);
+  });
+
   it('answers 503 VE_AT_CAPACITY with Retry-After when the engine admits no more calls', async () => {
     engine.maxCalls = engine.calls.size;
     const before = (await rooms.listRooms()).length;
@@ -101,20 +143,46 @@ describe('POST /v1/calls', () => {
     expect((await rooms.listRooms()).length).toBe(before);
   });
 
-  it('deletes the room and ends the call when the bot cannot start', async () => {
+  it('deletes the room and ends the call when the bot cannot start; a retry with the same key runs again', async () => {
     engine.failNext('startBot', new Error('worker pool exploded'));
     const key = `fail-${Date.now()}`;
-    const { res, body } = await createCall({}, { 'idempotency-key': key });
+    const { res, body } = await createCall({ metadata: { attempt: 'x' } }, { 'idempotency-key': key });
     expect(res.status).toBe(502);
     expect(body.error.code).toBe('VE_BOT_START_FAILED');
     expect(body.error.message).not.toContain('exploded');
     const { calls } = (await (await h.api('/v1/calls?state=ended&limit=500')).json()) as { calls: Record<string, any>[] };
-    const failed = calls.find((c) => c.endReason === 'setup_failed');
+    const failed = calls.find((c) => c.endReason === 'setup_failed' && c.metadata.attempt === 'x');
     expect(failed).toBeDefined();
     expect(await roomExists(failed!.roomName)).toBe(false);
+
+    // The failed attempt released its key: the retry sets a new call up (no replay of the 502).
+    const retry = await createCall({ metadata: { attempt: 'x' } }, { 'idempotency-key': key });
+    expect(retry.res.status).toBe(201);
+    expect(retry.res.headers.get('idempotent-replayed')).toBeNull();
+    expect(retry.body.callId).not.toBe(failed!.callId);
+    expect(engine.calls.has(retry.body.callId)).toBe(true);
+    expect(await roomExists(retry.body.roomName)).toBe(true);
+    // From then on the key replays the call that started.
+    const replay = await createCall({ metadata: { attempt: 'x' } }, { 'idempotency-key': key });
+    expect(replay.res.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body.callId).toBe(retry.body.callId);
+    expect(((await (await h.api(`/v1/calls/${failed!.callId}`)).json()) as any).endReason).toBe('setup_failed');
+  });
+
+  it('runs a retry again when the failed attempt could not release its key', async () => {
+    engine.failNext('startBot', new Error('no media worker'));
+    faults.failNext('releaseIdempotencyKey');
+    const key = `stuck-${Date.now()}`;
+    const first = await createCall({}, { 'idempotency-key': key });
+    expect(first.res.status).toBe(502);
+    expect(faults.refused.get('releaseIdempotencyKey')).toBe(1);
+    const stuck = await h.store.findCallByIdempotencyKey(`${TEST_API_KEY_NAME}:${key}`);
+    expect(stuck).toMatchObject({ state: 'ended', endReason: 'setup_failed' });
+
     const retry = await createCall({}, { 'idempotency-key': key });
-    expect(retry.res.status).toBe(409);
-    expect(retry.body.error.code).toBe('VE_CALL_ENDED');
+    expect(retry.res.status).toBe(201);
+    expect(retry.body.callId).not.toBe(stuck!.callId);
+    expect((await h.store.findCallByIdempotencyKey(`${TEST_API_KEY_NAME}:${key}`))?.callId).toBe(retry.body.callId);
   });
 
   it('maps an engine capacity race to 503 VE_AT_CAPACITY', async () => {
@@ -306,11 +374,20 @@ describe('auth, rate limits, health, metrics, OpenAPI', () => {
     expect(metrics).toMatch(/^ve_http_request_duration_seconds_count [1-9]/m);
   });
 
-  it('reports not ready while the engine admits no calls', async () => {
+  it('stays ready while the engine is full, reporting capacity separately', async () => {
     engine.maxCalls = engine.calls.size;
     const res = await fetch(`${h.baseUrl}/readyz`);
-    expect(res.status).toBe(503);
-    expect(((await res.json()) as any).error.code).toBe('VE_NOT_READY');
+    // A full node must keep receiving /end, handoffs and webhooks for the calls it hosts.
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'ready', acceptingCalls: false, activeCalls: engine.calls.size, maxCalls: engine.calls.size });
+    const load = (await (await h.api('/v1/engine')).json()) as any;
+    expect(load.capacity).toMatchObject({ acceptingCalls: false, maxCalls: engine.calls.size });
+    const { res: create, body } = await createCall();
+    expect(create.status).toBe(503);
+    expect(body.error.code).toBe('VE_AT_CAPACITY');
+    expect(Number(create.headers.get('retry-after'))).toBeGreaterThan(0);
+    engine.maxCalls = 1000;
+    expect(await (await fetch(`${h.baseUrl}/readyz`)).json()).toMatchObject({ acceptingCalls: true });
   });
 
   it('serves an OpenAPI document generated from the route schemas', async () => {

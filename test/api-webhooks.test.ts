@@ -9,12 +9,14 @@ import { AccessToken } from 'livekit-server-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeEngine } from '../server/testing/fake-engine.ts';
 import { startHarness, type Harness } from '../server/testing/harness.ts';
+import { StoreFaults } from '../server/testing/store-faults.ts';
 import { startLiveKitServer, type LiveKitServerHandle } from './support/livekit-server.ts';
 import { freePort } from './support/process.ts';
 
 let livekit: LiveKitServerHandle;
 let h: Harness;
 const rooms: Room[] = [];
+const faults = new StoreFaults();
 
 beforeAll(async () => {
   // The app's port must be known before LiveKit starts, since LiveKit is told where to post.
@@ -29,7 +31,7 @@ beforeAll(async () => {
       return async () => room.disconnect();
     },
   });
-  h = await startHarness({ livekit, engine, port });
+  h = await startHarness({ livekit, engine, port, wrapStore: (store) => faults.wrap(store) });
 });
 
 afterAll(async () => {
@@ -140,6 +142,56 @@ describe('forged and replayed webhooks', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: 'applied' });
     expect(await getCall(created.callId)).toMatchObject({ state: 'ended', endReason: 'room_finished' });
+  });
+
+  it('answers 503 when applying room_finished fails, and the retry of the same webhook ends the call', async () => {
+    const created = (await (await h.api('/v1/calls', { method: 'POST', json: {} })).json()) as { callId: string; roomName: string };
+    const body = eventBody({ event: 'room_finished', room: { name: created.roomName }, participant: undefined });
+    faults.failNext('updateCall', 1, ([callId]) => callId === created.callId);
+    const first = await postWebhook(body, await sign(body));
+    expect(first.status).toBe(503);
+    expect(((await first.json()) as any).error.code).toBe('VE_STORE_UNAVAILABLE');
+    expect(faults.refused.get('updateCall')).toBe(1);
+    expect((await getCall(created.callId)).state).not.toBe('ended');
+
+    // LiveKit retries a 5xx with the same event id: it is applied, not refused as a replay.
+    const retry = await postWebhook(body, await sign(body));
+    expect(retry.status).toBe(200);
+    expect(await retry.json()).toEqual({ status: 'applied' });
+    expect(await getCall(created.callId)).toMatchObject({ state: 'ended', endReason: 'room_finished' });
+    // Once applied and marked, it is a replay.
+    const again = await postWebhook(body, await sign(body));
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as any).error.code).toBe('VE_WEBHOOK_REPLAY');
+  });
+
+  it('applies a join delivered again after the participant left without a phantom rejoin', async () => {
+    const created = (await (await h.api('/v1/calls', { method: 'POST', json: {} })).json()) as { callId: string; roomName: string };
+    const joinedAt = Math.floor(Date.now() / 1000) - 10;
+    const participant = { identity: 'observer-7', attributes: { 've.role': 'observer' } };
+    const join = eventBody({ event: 'participant_joined', room: { name: created.roomName }, participant, createdAt: String(joinedAt) });
+    const left = eventBody({ event: 'participant_left', room: { name: created.roomName }, participant, createdAt: String(joinedAt + 1) });
+    // The join is applied but its id cannot be recorded: 503, so LiveKit delivers it again later.
+    faults.failNext('markWebhookProcessed');
+    expect((await postWebhook(join, await sign(join))).status).toBe(503);
+    expect((await postWebhook(left, await sign(left))).status).toBe(200);
+    const retry = await postWebhook(join, await sign(join));
+    expect(retry.status).toBe(200);
+    const entries = (await getCall(created.callId)).participants.filter((p: { identity: string }) => p.identity === 'observer-7');
+    expect(entries).toHaveLength(1);
+    expect(entries[0].leftAt).toBeDefined();
+    // A leave applied but not recorded, delivered again after the participant rejoined, does not end the
+    // new presence.
+    const rejoin = eventBody({ event: 'participant_joined', room: { name: created.roomName }, participant, createdAt: String(joinedAt + 2) });
+    const leftAgain = eventBody({ event: 'participant_left', room: { name: created.roomName }, participant, createdAt: String(joinedAt + 3) });
+    const rejoinAgain = eventBody({ event: 'participant_joined', room: { name: created.roomName }, participant, createdAt: String(joinedAt + 4) });
+    expect((await postWebhook(rejoin, await sign(rejoin))).status).toBe(200);
+    faults.failNext('markWebhookProcessed');
+    expect((await postWebhook(leftAgain, await sign(leftAgain))).status).toBe(503);
+    expect((await postWebhook(rejoinAgain, await sign(rejoinAgain))).status).toBe(200);
+    expect((await postWebhook(leftAgain, await sign(leftAgain))).status).toBe(200);
+    const after = (await getCall(created.callId)).participants.filter((p: { identity: string }) => p.identity === 'observer-7');
+    expect(after.map((p: { leftAt?: string }) => p.leftAt !== undefined)).toEqual([true, true, false]);
   });
 
   it('refuses other content types with 415', async () => {

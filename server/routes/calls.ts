@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { VoiceError } from '../../engine/errors.ts';
 import {
   META_API_KEY,
@@ -25,6 +25,8 @@ export interface CallsOptions extends Record<string, unknown> {
 
 /** `Retry-After` sent with 503 `VE_AT_CAPACITY`: long enough for a call or two to end. */
 export const AT_CAPACITY_RETRY_AFTER_S = 5;
+/** `Retry-After` sent with 409 `VE_IDEMPOTENCY_IN_FLIGHT`: setting a call up takes about a second. */
+export const IN_FLIGHT_RETRY_AFTER_S = 1;
 
 /** LiveKit identities end up in logs and room listings: keep them to a plain alphabet. */
 export const IDENTITY_PATTERN = '^[A-Za-z0-9_.:@+-]{1,128}$';
@@ -99,9 +101,12 @@ async function bestEffort(log: FastifyBaseLogger, what: string, op: () => Promis
 }
 
 /**
- * Calls: create (room, caller token, bot), list, read, end. Creation honours `Idempotency-Key` per API key:
- * the same key with the same body answers with the same call (a freshly minted token for the same
- * identity); with another body it is refused with 409 `VE_IDEMPOTENCY_MISMATCH`.
+ * Calls: create (room, caller token, bot), list, read, end. Creation honours `Idempotency-Key` per API key,
+ * as draft-ietf-httpapi-idempotency-key-header describes: the same key with the same body answers with the
+ * original 201 and body (a freshly minted caller token for the same identity) and `Idempotent-Replayed:
+ * true`, even while the engine is full; with another body, 422 `VE_IDEMPOTENCY_MISMATCH`; while the first
+ * request is still running, 409 `VE_IDEMPOTENCY_IN_FLIGHT`. Unlike the draft's "replay errors too", a
+ * call that failed to start releases its key, so that a retry (every setup failure is retryable) runs again.
  */
 export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): Promise<void> {
   const { config, store, engine, livekit, metrics } = ctx;
@@ -125,6 +130,32 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
     };
   }
 
+  /**
+   * Scoped keys whose creation is running in this process. Checked and claimed synchronously, so a
+   * concurrent retry cannot race the first attempt; another node's attempt is not seen (see ERRORS.md).
+   */
+  const inFlight = new Set<string>();
+
+  /**
+   * A request whose key already made a call: 422 for another body, the original answer again (201,
+   * `Idempotent-Replayed: true`, a freshly minted caller token), or `null` when that call failed to start:
+   * its key is then released and this request creates the call anew.
+   */
+  async function answerExisting(call: CallRecord, fingerprint: string, key: string, reply: FastifyReply): Promise<FastifyReply | null> {
+    if (call.metadata[META_REQUEST_HASH] !== fingerprint) {
+      metrics.callsCreated.inc({ result: 'idempotency_mismatch' });
+      throw new ApiError('VE_IDEMPOTENCY_MISMATCH');
+    }
+    if (call.state === 'ended' && call.endReason === SETUP_FAILED) {
+      // The failed attempt could not release its key itself (store down at the time): do it now.
+      await store.releaseIdempotencyKey(key, call.callId);
+      return null;
+    }
+    metrics.callsCreated.inc({ result: 'replayed' });
+    reply.header('idempotent-replayed', 'true');
+    return reply.status(201).send(await answer(call));
+  }
+
   app.post<{ Body: CreateCallBody; Headers: Static<typeof CreateCallHeaders> }>(
     '/v1/calls',
     {
@@ -133,75 +164,106 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
         summary: 'Create a call: LiveKit room, caller token, bot',
         headers: CreateCallHeaders,
         body: CreateCallBody,
-        response: { 201: CreateCallResponse, ...errors(...COMMON_ERRORS, 409, 413, 415, 502, 503) },
+        response: { 201: CreateCallResponse, ...errors(...COMMON_ERRORS, 409, 413, 415, 422, 502, 503) },
       },
     },
     async (request, reply) => {
-      const body = request.body;
-      const capacity = engine.capacity();
-      if (!capacity.acceptingCalls) {
-        metrics.callsCreated.inc({ result: 'at_capacity' });
-        throw new ApiError('VE_AT_CAPACITY', `engine at capacity (${capacity.activeCalls}/${capacity.maxCalls} calls)`, {
-          headers: { 'retry-after': String(AT_CAPACITY_RETRY_AFTER_S) },
-        });
+      const header = request.headers['idempotency-key'];
+      // Scoped per API key: two dispatch systems choosing the same key must not see each other's calls.
+      const key = header === undefined ? undefined : `${request.apiKeyName}:${header}`;
+      if (key === undefined) return createCall(request, reply, undefined);
+      if (inFlight.has(key)) {
+        metrics.callsCreated.inc({ result: 'in_flight' });
+        throw new ApiError('VE_IDEMPOTENCY_IN_FLIGHT', undefined, { headers: { 'retry-after': String(IN_FLIGHT_RETRY_AFTER_S) } });
       }
-
-      const fingerprint = requestFingerprint(body);
-      const idempotencyKey = request.headers['idempotency-key'];
-      const callId = randomUUID();
-      const callerIdentity = body.callerIdentity ?? `caller-${callId}`;
-      const metadata: Record<string, unknown> = {
-        ...(body.metadata ?? {}),
-        [META_REQUEST_HASH]: fingerprint,
-        [META_CALLER_IDENTITY]: callerIdentity,
-        [META_API_KEY]: request.apiKeyName,
-      };
-      if (body.callerName !== undefined) metadata.callerName = body.callerName;
-      const { call, created } = await store.createCall(
-        { callId, roomName: `call-${callId}`, metadata },
-        // Scoped per API key: two dispatch systems choosing the same key must not see each other's calls.
-        idempotencyKey === undefined ? {} : { idempotencyKey: `${request.apiKeyName}:${idempotencyKey}` },
-      );
-
-      if (!created) {
-        if (call.metadata[META_REQUEST_HASH] !== fingerprint) throw new ApiError('VE_IDEMPOTENCY_MISMATCH');
-        if (call.state === 'ended' && call.endReason === SETUP_FAILED) {
-          throw new ApiError('VE_CALL_ENDED', 'the call created with this Idempotency-Key failed to start; use a new key');
-        }
-        metrics.callsCreated.inc({ result: 'replayed' });
-        reply.header('idempotent-replayed', 'true');
-        return reply.status(201).send(await answer(call));
-      }
-
-      const failSetup = async (err: unknown): Promise<never> => {
-        await bestEffort(request.log, 'deleteRoom after failed setup', () => livekit.deleteRoom(call.roomName));
-        await bestEffort(request.log, 'mark call ended after failed setup', () =>
-          store.updateCall(call.callId, { state: 'ended', endedAt: new Date().toISOString(), endReason: SETUP_FAILED }),
-        );
-        metrics.callsCreated.inc({ result: 'failed' });
-        throw err;
-      };
-
+      inFlight.add(key);
       try {
-        await livekit.createRoom(call.roomName, { callId: call.callId });
-      } catch (err) {
-        return failSetup(err);
+        return await createCall(request, reply, key);
+      } finally {
+        inFlight.delete(key);
       }
-      let response;
-      try {
-        response = await answer(call);
-        await engine.startBot({ callId: call.callId, roomName: call.roomName, callerIdentity, instructions: body.instructions });
-      } catch (err) {
-        if (err instanceof VoiceError && err.code === 'VE_AT_CAPACITY') {
-          // Lost the admission race against another create: same answer as the early check.
-          return failSetup(new ApiError('VE_AT_CAPACITY', undefined, { cause: err, headers: { 'retry-after': String(AT_CAPACITY_RETRY_AFTER_S) } }));
-        }
-        return failSetup(err instanceof ApiError ? err : new ApiError('VE_BOT_START_FAILED', undefined, { cause: err }));
-      }
-      metrics.callsCreated.inc({ result: 'created' });
-      return reply.status(201).send(response);
     },
   );
+
+  /**
+   * The key is looked up before anything else, so a retry of a call that exists is answered even while
+   * the engine is full; only then is capacity checked and the call created.
+   */
+  async function createCall(
+    request: FastifyRequest<{ Body: CreateCallBody }>,
+    reply: FastifyReply,
+    key: string | undefined,
+  ): Promise<FastifyReply> {
+    const body = request.body;
+    const fingerprint = requestFingerprint(body);
+    if (key !== undefined) {
+      const existing = await store.findCallByIdempotencyKey(key);
+      const replayed = existing === null ? null : await answerExisting(existing, fingerprint, key, reply);
+      if (replayed !== null) return replayed;
+    }
+
+    const capacity = engine.capacity();
+    if (!capacity.acceptingCalls) {
+      metrics.callsCreated.inc({ result: 'at_capacity' });
+      throw new ApiError('VE_AT_CAPACITY', `engine at capacity (${capacity.activeCalls}/${capacity.maxCalls} calls)`, {
+        headers: { 'retry-after': String(AT_CAPACITY_RETRY_AFTER_S) },
+      });
+    }
+
+    const callId = randomUUID();
+    const callerIdentity = body.callerIdentity ?? `caller-${callId}`;
+    const metadata: Record<string, unknown> = {
+      ...(body.metadata ?? {}),
+      [META_REQUEST_HASH]: fingerprint,
+      [META_CALLER_IDENTITY]: callerIdentity,
+      [META_API_KEY]: request.apiKeyName,
+    };
+    if (body.callerName !== undefined) metadata.callerName = body.callerName;
+    const { call, created } = await store.createCall(
+      { callId, roomName: `call-${callId}`, metadata },
+      key === undefined ? {} : { idempotencyKey: key },
+    );
+
+    if (!created) {
+      // Another node created a call with this key between the lookup and the insert.
+      const replayed = await answerExisting(call, fingerprint, key!, reply);
+      if (replayed !== null) return replayed;
+      throw new ApiError('VE_IDEMPOTENCY_IN_FLIGHT', undefined, { headers: { 'retry-after': String(IN_FLIGHT_RETRY_AFTER_S) } });
+    }
+
+    const failSetup = async (err: unknown): Promise<never> => {
+      await bestEffort(request.log, 'deleteRoom after failed setup', () => livekit.deleteRoom(call.roomName));
+      await bestEffort(request.log, 'mark call ended after failed setup', () =>
+        store.updateCall(call.callId, { state: 'ended', endedAt: new Date().toISOString(), endReason: SETUP_FAILED }),
+      );
+      // Every setup failure is retryable, so a retry with the same key must run again, not replay the
+      // error: the key is freed (if this fails, the retry frees it on seeing SETUP_FAILED).
+      if (key !== undefined) {
+        await bestEffort(request.log, 'release Idempotency-Key after failed setup', () => store.releaseIdempotencyKey(key, call.callId));
+      }
+      metrics.callsCreated.inc({ result: 'failed' });
+      throw err;
+    };
+
+    try {
+      await livekit.createRoom(call.roomName, { callId: call.callId });
+    } catch (err) {
+      return failSetup(err);
+    }
+    let response;
+    try {
+      response = await answer(call);
+      await engine.startBot({ callId: call.callId, roomName: call.roomName, callerIdentity, instructions: body.instructions });
+    } catch (err) {
+      if (err instanceof VoiceError && err.code === 'VE_AT_CAPACITY') {
+        // Lost the admission race against another create: same answer as the early check.
+        return failSetup(new ApiError('VE_AT_CAPACITY', undefined, { cause: err, headers: { 'retry-after': String(AT_CAPACITY_RETRY_AFTER_S) } }));
+      }
+      return failSetup(err instanceof ApiError ? err : new ApiError('VE_BOT_START_FAILED', undefined, { cause: err }));
+    }
+    metrics.callsCreated.inc({ result: 'created' });
+    return reply.status(201).send(response);
+  }
 
   app.get<{ Querystring: Static<typeof ListCallsQuery> }>(
     '/v1/calls',

@@ -89,3 +89,37 @@ describe('the live page', () => {
     expect(doc.paths['/console/{file}']).toBeUndefined();
   });
 });
+
+describe("the page's timeline", () => {
+  interface Timeline {
+    lastSeq: number;
+    log: { text: string }[];
+    callerSpeech: unknown[];
+  }
+  interface TimelineModule {
+    CallTimeline: new (callId: string) => Timeline;
+    parseSseBlock(block: string): { event: string; data: unknown } | null;
+    foldSseMessage(timeline: Timeline, message: { event: string; data: unknown }): boolean;
+  }
+
+  it('starts again from fromSeq on a reset instead of keeping a timeline with a hole', async () => {
+    const page = (await import(new URL('../console/public/timeline.js', import.meta.url).href)) as TimelineModule;
+    const timeline = new page.CallTimeline('call-r');
+    const event = (seq: number, data: Record<string, unknown>) =>
+      `id: ${seq}\nevent: vad\ndata: ${JSON.stringify({ callId: 'call-r', seq, eventId: `e${seq}`, type: 'vad', at: new Date().toISOString(), data })}`;
+    for (const block of [': stream start', event(1, { event: 'speech_start' }), event(2, { event: 'speech_end' })]) {
+      const message = page.parseSseBlock(block);
+      if (message !== null) expect(page.foldSseMessage(timeline, message)).toBe(false);
+    }
+    expect(timeline.lastSeq).toBe(2);
+    expect(timeline.callerSpeech).toHaveLength(1);
+
+    const reset = page.parseSseBlock(`event: reset\ndata: ${JSON.stringify({ type: 'reset', callId: 'call-r', reason: 'store_unavailable', fromSeq: 40 })}`);
+    expect(page.foldSseMessage(timeline, reset!)).toBe(true);
+    expect(timeline.lastSeq).toBe(39);
+    expect(timeline.callerSpeech).toEqual([]);
+    expect(timeline.log.map((l) => l.text)).toEqual(['stream reset (store_unavailable): events before #40 are not shown']);
+    expect(page.foldSseMessage(timeline, page.parseSseBlock(event(40, { event: 'speech_start' }))!)).toBe(false);
+    expect(timeline.lastSeq).toBe(40);
+  });
+});

@@ -19,11 +19,16 @@ const ReadyBody = Type.Object({
   outboxBacklog: Type.Integer(),
   activeCalls: Type.Integer(),
   maxCalls: Type.Integer(),
+  acceptingCalls: Type.Boolean({ description: 'Whether POST /v1/calls would be admitted now; false is no reason to stop routing' }),
 });
 
 /**
- * `/healthz`: the process answers. `/readyz`: it can take calls: the store answers (or, while it does
- * not, the outbox is still absorbing writes) and the engine admits calls.
+ * `/healthz`: the process answers. `/readyz`: it can serve: the store answers (or, while it does not, the
+ * outbox is still absorbing writes); once the app is closing, Fastify answers every request, this one
+ * included, with 503 before any handler runs (`return503OnClosing`). A full engine is NOT "not ready": a load
+ * balancer that stopped routing to a full node would cut `/end`, handoffs and webhooks off from the calls
+ * it hosts. Capacity is reported beside it (`acceptingCalls`, also in `GET /v1/engine`), and `POST
+ * /v1/calls` answers 503 `VE_AT_CAPACITY` with `Retry-After` on its own.
  */
 export async function healthRoutes(app: FastifyInstance, { ctx }: HealthOptions): Promise<void> {
   app.get('/healthz', { schema: { tags: ['health'], security: [], response: { 200: HealthBody } }, config: { public: true } }, async () => ({
@@ -42,15 +47,15 @@ export async function healthRoutes(app: FastifyInstance, { ctx }: HealthOptions)
         storeState = 'unreachable';
         if (!ctx.outbox.healthy()) problems.push(`store unreachable (${(err as Error).message}) and outbox unhealthy`);
       }
-      const capacity = ctx.engine.capacity();
-      if (!capacity.acceptingCalls) problems.push(`engine not accepting calls (${capacity.activeCalls}/${capacity.maxCalls})`);
       if (problems.length > 0) throw new ApiError('VE_NOT_READY', `not ready: ${problems.join('; ')}`);
+      const capacity = ctx.engine.capacity();
       return {
         status: 'ready' as const,
         store: `${ctx.store.kind} ${storeState}`,
         outboxBacklog: ctx.outbox.backlog(),
         activeCalls: capacity.activeCalls,
         maxCalls: capacity.maxCalls,
+        acceptingCalls: capacity.acceptingCalls,
       };
     },
   );

@@ -44,8 +44,10 @@ function isStateConflict(err: unknown): boolean {
 /**
  * `POST /v1/livekit/webhook`: LiveKit's signed notifications. The signature and body hash are checked with
  * `WebhookReceiver`; an event older than `WEBHOOK_MAX_AGE_MS` or whose id was already processed is refused
- * as a replay. The id is recorded before the event is applied, so a replay can never re-apply it (a
- * participant re-added after leaving); the price is that an event whose application failed is not retried.
+ * as a replay. The event is applied first and its id recorded only then: when applying fails (the store
+ * is down), the answer is a 5xx and LiveKit's notifier retries the delivery, which applies it then. So an
+ * event may be applied twice (applied, then the mark failed; or two deliveries racing): every application
+ * is idempotent, including a join or a leave delivered again after the participant left or rejoined.
  */
 export async function webhooksRoutes(app: FastifyInstance, { ctx }: WebhooksOptions): Promise<void> {
   const { store, engine, livekit, config, metrics } = ctx;
@@ -89,12 +91,21 @@ export async function webhooksRoutes(app: FastifyInstance, { ctx }: WebhooksOpti
         throw new ApiError('VE_WEBHOOK_STALE');
       }
       if (event.id === '') throw new ApiError('VE_VALIDATION', 'webhook event has no id');
-      if (!(await store.markWebhookProcessed(event.id))) {
+      if (await store.isWebhookProcessed(event.id)) {
         metrics.webhooks.inc({ result: 'replay' });
         throw new ApiError('VE_WEBHOOK_REPLAY');
       }
 
-      const applied = await apply(event, new Date(createdAtMs).toISOString());
+      let applied: boolean;
+      try {
+        applied = await apply(event, new Date(createdAtMs).toISOString());
+        // False when a concurrent delivery of the same event got there first: both applied it, harmlessly.
+        await store.markWebhookProcessed(event.id);
+      } catch (err) {
+        // Not marked: LiveKit retries a 5xx, and the retry applies the event.
+        metrics.webhooks.inc({ result: 'failed' });
+        throw err;
+      }
       metrics.webhooks.inc({ result: applied ? event.event : 'ignored' });
       return { status: applied ? ('applied' as const) : ('ignored' as const) };
     },
@@ -111,7 +122,10 @@ export async function webhooksRoutes(app: FastifyInstance, { ctx }: WebhooksOpti
       case 'participant_joined': {
         if (participant === undefined) return false;
         const role = roleOf(call, participant);
-        await store.addParticipant(callId, { identity: participant.identity, role, joinedAt: at });
+        // This very join applied before and the participant has left since: adding it again would be a
+        // phantom rejoin. (While present, addParticipant itself is a no-op.)
+        const seen = call.participants.some((p) => p.identity === participant.identity && p.joinedAt === at && p.leftAt !== undefined);
+        if (!seen) await store.addParticipant(callId, { identity: participant.identity, role, joinedAt: at });
         if (role === 'caller' && call.state === 'created') {
           await store.updateCall(callId, { state: 'active' }, { ifState: ['created'] }).catch((err: unknown) => {
             if (!isStateConflict(err)) throw err;
@@ -120,10 +134,13 @@ export async function webhooksRoutes(app: FastifyInstance, { ctx }: WebhooksOpti
         return true;
       }
       case 'participant_left':
-      case 'participant_connection_aborted':
+      case 'participant_connection_aborted': {
         if (participant === undefined) return false;
-        await store.markParticipantLeft(callId, participant.identity, at);
+        // A leave delivered again after the participant rejoined must not end the new presence.
+        const present = call.participants.find((p) => p.identity === participant.identity && p.leftAt === undefined);
+        if (present !== undefined && present.joinedAt <= at) await store.markParticipantLeft(callId, participant.identity, at);
         return true;
+      }
       case 'room_finished':
         if (call.state !== 'ended') {
           await store

@@ -92,6 +92,25 @@ export function describeCallStoreContract(name: string, factory: StoreFactory): 
       expect((await store.listCalls({ limit: 10 })).calls).toHaveLength(2);
     });
 
+    it('finds a call by its idempotency key, and a released key creates a new call', async () => {
+      const store = await open();
+      expect(await store.findCallByIdempotencyKey('key-r')).toBeNull();
+      const first = await store.createCall({ roomName: 'r-1' }, { idempotencyKey: 'key-r' });
+      expect(await store.findCallByIdempotencyKey('key-r')).toEqual(first.call);
+      // Only the owner of the key can release it.
+      expect(await store.releaseIdempotencyKey('key-r', 'some-other-call')).toBe(false);
+      expect(await store.findCallByIdempotencyKey('key-r')).toEqual(first.call);
+      expect(await store.releaseIdempotencyKey('key-r', first.call.callId)).toBe(true);
+      expect(await store.releaseIdempotencyKey('key-r', first.call.callId)).toBe(false);
+      expect(await store.findCallByIdempotencyKey('key-r')).toBeNull();
+      const second = await store.createCall({ roomName: 'r-2' }, { idempotencyKey: 'key-r' });
+      expect(second.created).toBe(true);
+      expect(second.call.callId).not.toBe(first.call.callId);
+      expect(await store.findCallByIdempotencyKey('key-r')).toEqual(second.call);
+      // The released call keeps its record.
+      expect((await store.getCall(first.call.callId))?.roomName).toBe('r-1');
+    });
+
     it('rejects a duplicate callId without a key', async () => {
       const store = await open();
       await store.createCall({ callId: 'dup', roomName: 'r' });
@@ -250,6 +269,8 @@ export function describeCallStoreContract(name: string, factory: StoreFactory): 
       expect(await store.markWebhookProcessed('wh-1')).toBe(false);
       const racing = await Promise.all(Array.from({ length: 4 }, () => store.markWebhookProcessed('wh-2')));
       expect(racing.filter(Boolean)).toHaveLength(1);
+      expect(await store.isWebhookProcessed('wh-2')).toBe(true);
+      expect(await store.isWebhookProcessed('wh-3')).toBe(false);
     });
 
     it('pings, closes idempotently and then refuses work with VE_CLOSED', async () => {

@@ -188,6 +188,19 @@ export interface CallStore {
   /** The call, or `null` when unknown. */
   getCall(callId: string): Promise<CallRecord | null>;
 
+  /**
+   * The call `createCall` made with this idempotency key, or `null` when the key is unknown or was
+   * released. A read: lets the API answer a retry before it checks anything else (capacity).
+   */
+  findCallByIdempotencyKey(idempotencyKey: string): Promise<CallRecord | null>;
+
+  /**
+   * Frees the key if it still belongs to `callId`, so that the next `createCall` with it creates a new
+   * call (the API releases the key of a call that failed to start, so that a retry runs again). The call
+   * itself is kept, `idempotencyKey` field included. Returns whether the key was freed.
+   */
+  releaseIdempotencyKey(idempotencyKey: string, callId: string): Promise<boolean>;
+
   listCalls(query?: ListCallsQuery): Promise<CallPage>;
 
   /** Applies the patch and returns the updated call. Throws `CallNotFoundError` (404). */
@@ -222,6 +235,9 @@ export interface CallStore {
 
   /** True the first time this webhook id is seen, false on every repeat (for idempotent handlers). */
   markWebhookProcessed(webhookId: string): Promise<boolean>;
+
+  /** Whether `markWebhookProcessed` already recorded this id (a read, for handlers that apply, then mark). */
+  isWebhookProcessed(webhookId: string): Promise<boolean>;
 
   /** Resolves when the database answers; throws `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;

@@ -109,11 +109,13 @@ export class EmbeddedCallStore implements CallStore {
   #stmts: {
     getCall: StatementSync;
     getByKey: StatementSync;
+    releaseKey: StatementSync;
     insertCall: StatementSync;
     updateCall: StatementSync;
     insertEvent: StatementSync;
     insertSegment: StatementSync;
     insertWebhook: StatementSync;
+    getWebhook: StatementSync;
     listEvents: StatementSync;
     listSegments: StatementSync;
   };
@@ -125,11 +127,13 @@ export class EmbeddedCallStore implements CallStore {
     this.#stmts = {
       getCall: db.prepare('SELECT doc FROM calls WHERE call_id = ?'),
       getByKey: db.prepare('SELECT doc FROM calls WHERE idempotency_key = ?'),
+      releaseKey: db.prepare('UPDATE calls SET idempotency_key = NULL WHERE idempotency_key = ? AND call_id = ?'),
       insertCall: db.prepare('INSERT INTO calls (call_id, state, created_at, idempotency_key, doc) VALUES (?, ?, ?, ?, ?)'),
       updateCall: db.prepare('UPDATE calls SET state = ?, doc = ? WHERE call_id = ?'),
       insertEvent: db.prepare('INSERT OR IGNORE INTO events (event_id, call_id, seq, doc) VALUES (?, ?, ?, ?)'),
       insertSegment: db.prepare('INSERT OR IGNORE INTO segments (call_id, segment_id, seq, doc) VALUES (?, ?, ?, ?)'),
       insertWebhook: db.prepare('INSERT OR IGNORE INTO webhooks (webhook_id, processed_at) VALUES (?, ?)'),
+      getWebhook: db.prepare('SELECT 1 AS seen FROM webhooks WHERE webhook_id = ?'),
       listEvents: db.prepare('SELECT doc FROM events WHERE call_id = ? AND seq > ? ORDER BY seq, event_id LIMIT ?'),
       listSegments: db.prepare('SELECT doc FROM segments WHERE call_id = ? AND seq > ? ORDER BY seq, segment_id LIMIT ?'),
     };
@@ -211,6 +215,16 @@ export class EmbeddedCallStore implements CallStore {
   async getCall(callId: string): Promise<CallRecord | null> {
     this.#check();
     return this.#read(callId);
+  }
+
+  async findCallByIdempotencyKey(idempotencyKey: string): Promise<CallRecord | null> {
+    this.#check();
+    const row = this.#stmts.getByKey.get(idempotencyKey) as { doc: string } | undefined;
+    return row ? (JSON.parse(row.doc) as CallRecord) : null;
+  }
+
+  async releaseIdempotencyKey(idempotencyKey: string, callId: string): Promise<boolean> {
+    return this.#tx(() => Number(this.#stmts.releaseKey.run(idempotencyKey, callId).changes) === 1);
   }
 
   async listCalls(query: ListCallsQuery = {}): Promise<CallPage> {
@@ -296,6 +310,15 @@ export class EmbeddedCallStore implements CallStore {
     this.#check();
     try {
       return Number(this.#stmts.insertWebhook.run(webhookId, this.#now().toISOString()).changes) === 1;
+    } catch (err) {
+      throw translate(err);
+    }
+  }
+
+  async isWebhookProcessed(webhookId: string): Promise<boolean> {
+    this.#check();
+    try {
+      return this.#stmts.getWebhook.get(webhookId) !== undefined;
     } catch (err) {
       throw translate(err);
     }

@@ -302,6 +302,20 @@ export class MongoCallStore implements CallStore {
     return this.#run(() => this.#read(callId));
   }
 
+  async findCallByIdempotencyKey(idempotencyKey: string): Promise<CallRecord | null> {
+    return this.#run(async () => {
+      const mapping = await this.#idempotency.findOne({ _id: idempotencyKey });
+      if (!mapping) return null;
+      // A claim whose call was never inserted (the claimer crashed) reads as unknown; createCall completes it.
+      const call = await this.#read(mapping.callId);
+      return call !== null && call.idempotencyKey === idempotencyKey ? call : null;
+    });
+  }
+
+  async releaseIdempotencyKey(idempotencyKey: string, callId: string): Promise<boolean> {
+    return this.#run(async () => (await this.#idempotency.deleteOne({ _id: idempotencyKey, callId })).deletedCount === 1);
+  }
+
   async listCalls(query: ListCallsQuery = {}): Promise<CallPage> {
     const limit = listLimit(query.limit);
     if (query.state !== undefined) checkState(query.state);
@@ -414,6 +428,10 @@ export class MongoCallStore implements CallStore {
         throw err;
       }
     });
+  }
+
+  async isWebhookProcessed(webhookId: string): Promise<boolean> {
+    return this.#run(async () => (await this.#webhooks.findOne({ _id: webhookId })) !== null);
   }
 
   async ping(): Promise<void> {

@@ -31,6 +31,7 @@ export class FakeEngine implements CallEngine {
   readonly #connectBot: BotConnector | undefined;
   readonly #listeners = new Set<EngineEventListener>();
   readonly #failures = new Map<string, unknown>();
+  readonly #pauses = new Map<string, Promise<void>>();
   readonly #seq = new Map<string, number>();
   #closed = false;
 
@@ -42,6 +43,20 @@ export class FakeEngine implements CallEngine {
   /** The next call of `method` throws `err`. */
   failNext(method: 'startBot' | 'stopBot' | 'setBotMode' | 'startRecording' | 'stopRecording', err: unknown): void {
     this.#failures.set(method, err);
+  }
+
+  /** The next call of `method` waits until the returned function is called (a request still in flight). */
+  pauseNext(method: 'startBot'): () => void {
+    let release = (): void => {};
+    this.#pauses.set(method, new Promise<void>((resolve) => (release = resolve)));
+    return () => release();
+  }
+
+  async #maybePause(method: string): Promise<void> {
+    const pause = this.#pauses.get(method);
+    if (pause === undefined) return;
+    this.#pauses.delete(method);
+    await pause;
   }
 
   #maybeFail(method: string): void {
@@ -65,6 +80,7 @@ export class FakeEngine implements CallEngine {
 
   async startBot(req: StartBotRequest): Promise<void> {
     this.log.push(`startBot ${req.callId}`);
+    await this.#maybePause('startBot');
     this.#maybeFail('startBot');
     if (this.calls.size >= this.maxCalls) throw new VoiceError('VE_AT_CAPACITY', 'fake engine is full', { status: 503, retryable: true });
     const call: FakeCall = { req, mode: 'active' };

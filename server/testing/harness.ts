@@ -26,7 +26,7 @@ export interface HarnessOptions {
   port?: number;
   /** Extra settings, as environment variables. */
   env?: Record<string, string>;
-  /** Replace the store (e.g. one that fails). */
+  /** Replace the store the app and the outbox use (e.g. one that fails, see `StoreFaults`). */
   wrapStore?: (store: CallStore) => CallStore;
 }
 
@@ -66,7 +66,8 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   });
   const embedded = EmbeddedCallStore.open({ dataDir });
   const store = options.wrapStore ? options.wrapStore(embedded) : embedded;
-  const outbox = Outbox.open({ dataDir, store: embedded, flushDelayMs: 5, maxBackoffMs: 200 });
+  // The outbox writes through the wrapper too: a store outage holds its writes back as it would for real.
+  const outbox = Outbox.open({ dataDir, store, flushDelayMs: 5, maxBackoffMs: 200 });
   const engine = options.engine ?? new FakeEngine();
   const livekit = createLiveKitClients(config.livekit);
   const app = await buildApp({ config, store, outbox: outboxPort(outbox, console), engine, livekit, logger: false });

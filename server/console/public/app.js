@@ -2,7 +2,7 @@
 // call (from its SSE stream, read with fetch so that the API key travels in a header), a call from the
 // browser's microphone through LiveKit's browser SDK, and server-side simulated callers.
 import { Room, RoomEvent, Track } from './vendor/livekit-client.esm.mjs';
-import { CallTimeline, renderTimeline } from './timeline.js';
+import { CallTimeline, foldSseMessage, parseSseBlock, renderTimeline } from './timeline.js';
 
 const POLL_MS = 1000;
 const $ = (id) => document.getElementById(id);
@@ -168,7 +168,8 @@ function select(callId) {
 }
 
 async function followEvents(timeline, signal) {
-  // Reconnects after a drop, resuming after the last event seen (the server replays from its store).
+  // Reconnects after a drop, resuming after the last event seen (the server replays from its store, or
+  // sends `reset` where it cannot: the timeline then starts again and the call is re-read).
   while (!signal.aborted && !timeline.ended) {
     try {
       const headers = { authorization: `Bearer ${state.apiKey}` };
@@ -185,8 +186,8 @@ async function followEvents(timeline, signal) {
         while ((end = buffer.indexOf('\n\n')) !== -1) {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
-          const data = block.split('\n').find((line) => line.startsWith('data: '));
-          if (data) timeline.add(JSON.parse(data.slice(6)));
+          const message = parseSseBlock(block);
+          if (message !== null && foldSseMessage(timeline, message)) void reread(timeline);
         }
       }
     } catch (error) {
@@ -194,6 +195,17 @@ async function followEvents(timeline, signal) {
       state.errors.push(String(error));
     }
     await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** After a reset the stream goes on from live; the call's record says how it stands (ended or not). */
+async function reread(timeline) {
+  try {
+    const call = await api(`/v1/calls/${encodeURIComponent(timeline.callId)}`);
+    timeline.log.push({ at: Date.now(), cls: '', text: `call re-read: ${call.state}, ${call.transcript.length} transcript segments` });
+    if (call.state === 'ended') timeline.ended = true;
+  } catch (error) {
+    state.errors.push(String(error));
   }
 }
 

@@ -27,6 +27,16 @@ export class CallTimeline {
   }
 
   /**
+   * The stream said events before `fromSeq` cannot be sent (a `reset`): what was folded so far may have
+   * holes, so it is dropped and the timeline starts again from `fromSeq`.
+   */
+  reset({ reason, fromSeq }) {
+    Object.assign(this, new CallTimeline(this.callId));
+    this.lastSeq = fromSeq - 1;
+    this.log.push({ at: Date.now(), cls: 'error', text: `stream reset (${reason}): events before #${fromSeq} are not shown` });
+  }
+
+  /**
    * Folds one event in; returns false for a replayed duplicate.
    * @param {EngineEvent} event
    */
@@ -93,6 +103,31 @@ export class CallTimeline {
     }
     return row;
   }
+}
+
+/** One SSE message block (`id:`, `event:`, `data:` lines) as `{ event, data }`; null for a comment. */
+export function parseSseBlock(block) {
+  const fields = {};
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) continue;
+    const colon = line.indexOf(': ');
+    if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 2);
+  }
+  return fields.data === undefined ? null : { event: fields.event, data: JSON.parse(fields.data) };
+}
+
+/**
+ * Folds one SSE message into the timeline; true for a `reset`, after which the caller re-reads the call.
+ * @param {CallTimeline} timeline
+ * @param {{ event: string, data: any }} message
+ */
+export function foldSseMessage(timeline, message) {
+  if (message.event === 'reset') {
+    timeline.reset(message.data);
+    return true;
+  }
+  timeline.add(message.data);
+  return false;
 }
 
 function closeLast(segments, at) {
@@ -199,8 +234,9 @@ export function renderTimeline(timeline, els, now = Date.now()) {
     }),
   );
 
-  if (els.log.dataset.count !== String(timeline.lastSeq)) {
-    els.log.dataset.count = String(timeline.lastSeq);
+  // Keyed on the log's length too: a reset or a re-read call adds lines without a new event.
+  if (els.log.dataset.count !== `${timeline.lastSeq}/${timeline.log.length}`) {
+    els.log.dataset.count = `${timeline.lastSeq}/${timeline.log.length}`;
     els.log.replaceChildren(
       ...timeline.log
         .slice()
