@@ -128,7 +128,6 @@ describe('LiveKit conventions, read by LiveKit clients', () => {
 
     expect(eventsOf(harness.events, 'conventions', 'transcript', { speaker: 'bot' })[0].data.text).toBe(botText);
     const who = { caller: caller.identity, bot, callerText, revisedInterim: 'Can ewe', botText };
-    if (process.env.DUMP_VIEW) console.log(JSON.stringify({ audioStart, audioEnd, reader: reader.view, browser: browserView }, null, 1));
     expectWhoSaidWhat(reader.view, who);
     expectWhoSaidWhat(browserView, who);
 
