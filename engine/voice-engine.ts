@@ -10,7 +10,8 @@ import { MediaEngine } from './media-engine.ts';
 import { VoiceCall, type VoiceCallSettings } from './call/voice-call.ts';
 import { CallEvents } from './call/call-events.ts';
 import { CallRecorder } from './call/call-recorder.ts';
-import { CALLER_SAMPLE_RATE, LiveKitTransport, type LiveKitTransportOptions } from './transport/livekit-transport.ts';
+import { AGENT_STATE_ATTRIBUTE, CALLER_SAMPLE_RATE, LiveKitTransport, type LiveKitTransportOptions } from './transport/livekit-transport.ts';
+import { botIdentity } from './transport/bot-identity.ts';
 import type { SpeechToText } from './providers/stt.ts';
 import type { LanguageModel } from './providers/llm.ts';
 import type { TextToSpeech } from './providers/tts.ts';
@@ -95,6 +96,8 @@ export class VoiceEngine implements CallEngine {
       hosted = { callId: req.callId, voice, transport, recorder: null, unsubscribe };
       this.#calls.set(req.callId, hosted);
       this.#counters.callsStarted++;
+      // The room has seen `initializing` since the bot joined; from here on the call answers.
+      void transport.setBotState('listening').catch(() => {});
       events.emit('bot_status', { state: 'listening', joined: true, providers: this.providerLabels() });
     } catch (error) {
       await voice?.close();
@@ -111,7 +114,13 @@ export class VoiceEngine implements CallEngine {
   }
 
   async #agentToken(callId: string, roomName: string): Promise<string> {
-    const token = new AccessToken(this.options.livekit.apiKey, this.options.livekit.apiSecret, { identity: `agent-${callId}`, name: 'AI agent', ttl: '12h' });
+    // In the room as `initializing` from its first moment, as a LiveKit agent is until it can answer.
+    const token = new AccessToken(this.options.livekit.apiKey, this.options.livekit.apiSecret, {
+      identity: botIdentity(callId),
+      name: 'AI agent',
+      ttl: '12h',
+      attributes: { [AGENT_STATE_ATTRIBUTE]: 'initializing' },
+    });
     token.kind = 'agent';
     token.addGrant({ roomJoin: true, room: roomName, canPublish: true, canSubscribe: true, canPublishData: true, canUpdateOwnMetadata: true, agent: true });
     return token.toJwt();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Conversation, heardText } from './conversation.ts';
+import { Conversation, heardText, spokenSoFar } from './conversation.ts';
 
 describe('heardText', () => {
   const sentences = [
@@ -13,6 +13,18 @@ describe('heardText', () => {
     expect(heardText(sentences, 1000)).toBe('Your truck is booked.');
     expect(heardText(sentences, 2000)).toBe('Your truck is booked. The driver will call…');
     expect(heardText(sentences, 3500)).toBe('Your truck is booked. The driver will call you at nine tomorrow morning. Anything else?');
+  });
+
+  it('spokenSoFar only grows with the samples played, and heardText extends it', () => {
+    let previous = '';
+    for (let played = 0; played <= 3600; played += 37) {
+      const { text } = spokenSoFar(sentences, played);
+      expect(text.startsWith(previous), `at ${played}`).toBe(true);
+      expect(heardText(sentences, played).startsWith(text), `at ${played}`).toBe(true);
+      previous = text;
+    }
+    expect(spokenSoFar(sentences, 2000)).toEqual({ text: 'Your truck is booked. The driver will call', cut: true });
+    expect(previous).toBe(heardText(sentences, 3600));
   });
 });
 

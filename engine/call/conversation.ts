@@ -32,12 +32,25 @@ export class Conversation {
   }
 }
 
+type TimedSentence = { text: string; startSample: number; endSample: number };
+
 /**
  * The text a listener heard of a reply cut after `playedSamples`, given each sentence's span of
  * samples: whole sentences played, then the words of the sentence in progress in proportion to its
  * audio played, then an ellipsis.
  */
-export function heardText(sentences: Array<{ text: string; startSample: number; endSample: number }>, playedSamples: number): string {
+export function heardText(sentences: TimedSentence[], playedSamples: number): string {
+  const { text, cut } = spokenSoFar(sentences, playedSamples);
+  return cut ? `${text}…` : text;
+}
+
+/**
+ * The words of a reply whose audio has played by `playedSamples` (a word counts once the share of its
+ * sentence's audio up to its end has played), and whether the last sentence is cut short. It only
+ * grows as `playedSamples` does, so the room can be sent the bot's words as they are heard and the
+ * text heard at a barge-in extends what was sent.
+ */
+export function spokenSoFar(sentences: TimedSentence[], playedSamples: number): { text: string; cut: boolean } {
   const parts: string[] = [];
   for (const sentence of sentences) {
     if (playedSamples >= sentence.endSample) {
@@ -48,9 +61,9 @@ export function heardText(sentences: Array<{ text: string; startSample: number; 
       const fraction = (playedSamples - sentence.startSample) / Math.max(1, sentence.endSample - sentence.startSample);
       const words = sentence.text.split(/\s+/);
       const count = Math.floor(words.length * fraction);
-      if (count > 0) parts.push(`${words.slice(0, count).join(' ')}…`);
+      if (count > 0) return { text: [...parts, words.slice(0, count).join(' ')].join(' '), cut: true };
     }
     break;
   }
-  return parts.join(' ');
+  return { text: parts.join(' '), cut: false };
 }

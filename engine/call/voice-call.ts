@@ -15,7 +15,7 @@ import type { BotState, CallTransport } from '../transport/call-transport.ts';
 import { concatPcm } from '../pcm.ts';
 import { BotOutput } from './bot-output.ts';
 import { CallEvents } from './call-events.ts';
-import { Conversation, heardText } from './conversation.ts';
+import { Conversation, heardText, spokenSoFar } from './conversation.ts';
 import { InterruptionPolicy, type InterruptionSettings } from './interruption-policy.ts';
 
 export interface VoiceCallSettings {
@@ -61,7 +61,11 @@ interface Reply {
   turnId: number;
   abort: AbortController;
   sentences: Array<{ text: string; startSample: number; endSample: number }>;
+  /** The sentence being synthesised, whose end is not known yet. */
+  synthesising: { text: string; startSample: number } | null;
   writtenSamples: number;
+  /** The reply's words sent to the room so far: those whose audio has played. */
+  spokenText: string;
   toolCalls: ToolCall[];
   /** Wall time (performance.now) when the caller stopped speaking. */
   callerStoppedAt: number;
@@ -75,6 +79,8 @@ const POLICY_TICK_MS = 50;
 /** Recogniser message length while the caller speaks (VAD), and while they do not. */
 const STT_BATCH_MS = 100;
 const STT_IDLE_BATCH_MS = 400;
+/** Slower than synthesised speech (about 15 characters a second); see #timedSentences. */
+const SLOW_SPEECH_CHARS_PER_S = 11;
 
 export class VoiceCall {
   readonly callId: string;
@@ -285,7 +291,9 @@ export class VoiceCall {
       turnId,
       abort: new AbortController(),
       sentences: [],
+      synthesising: null,
       writtenSamples: 0,
+      spokenText: '',
       toolCalls: [],
       callerStoppedAt,
       marks: { decidedAt, sttFinalAt },
@@ -341,12 +349,17 @@ export class VoiceCall {
 
   async #speak(reply: Reply, sentence: string): Promise<void> {
     const startSample = reply.writtenSamples;
-    for await (const audio of this.#tts.synthesize(sentence, { signal: reply.abort.signal })) {
-      reply.marks.ttsFirstByteAt ??= performance.now();
-      if (!(await this.#output.write(reply.id, audio.pcm, audio.sampleRate))) return;
-      reply.writtenSamples += Math.round((audio.pcm.length * this.#output.sink.sampleRate) / audio.sampleRate);
+    reply.synthesising = { text: sentence, startSample };
+    try {
+      for await (const audio of this.#tts.synthesize(sentence, { signal: reply.abort.signal })) {
+        reply.marks.ttsFirstByteAt ??= performance.now();
+        if (!(await this.#output.write(reply.id, audio.pcm, audio.sampleRate))) return;
+        reply.writtenSamples += Math.round((audio.pcm.length * this.#output.sink.sampleRate) / audio.sampleRate);
+      }
+      reply.sentences.push({ text: sentence, startSample, endSample: reply.writtenSamples });
+    } finally {
+      if (reply.synthesising?.startSample === startSample) reply.synthesising = null;
     }
-    reply.sentences.push({ text: sentence, startSample, endSample: reply.writtenSamples });
   }
 
   async #afterTools(reply: Reply): Promise<void> {
@@ -408,9 +421,35 @@ export class VoiceCall {
     void this.#transport.publishTranscript({ segmentId, speaker: 'bot', text, final: true }).catch(() => {});
   }
 
+  /**
+   * The room gets the bot's words as their audio plays (spokenSoFar: each word once its share of its
+   * sentence's audio has been sent), so that the text a client shows is what the caller has heard, and
+   * a barge-in's heardText only extends it. Only the final text is an event.
+   */
+  /**
+   * The reply's sentences with their spans of audio. The one still being synthesised (the output ring
+   * holds 2 s, so a long sentence starts playing well before its synthesis ends) gets an end estimated
+   * at a slow speaking rate, so that its words lag its audio rather than lead it, as agents-js paces
+   * words at a standard rate when the TTS gives no timings.
+   */
+  #timedSentences(reply: Reply): Array<{ text: string; startSample: number; endSample: number }> {
+    const open = reply.synthesising;
+    if (!open) return reply.sentences;
+    const estimatedEnd = open.startSample + Math.round((open.text.length / SLOW_SPEECH_CHARS_PER_S) * this.#output.sink.sampleRate);
+    return [...reply.sentences, { ...open, endSample: Math.max(reply.writtenSamples, estimatedEnd) }];
+  }
+
+  #publishSpoken(reply: Reply): void {
+    const { text } = spokenSoFar(this.#timedSentences(reply), this.#output.playedSamples(reply.id));
+    if (text === reply.spokenText) return;
+    reply.spokenText = text;
+    void this.#transport.publishTranscript({ segmentId: `${this.callId}:bot:${reply.id}`, speaker: 'bot', text, final: false }).catch(() => {});
+  }
+
   // ---- barge-in ----------------------------------------------------------------------------------
 
   #tick(): void {
+    if (this.#reply && this.#output.speaking) this.#publishSpoken(this.#reply);
     if (this.#output.speaking || this.#policy.state !== 'none') this.#decide(this.#policy.tick(performance.now()));
   }
 
@@ -434,7 +473,7 @@ export class VoiceCall {
     this.#output.clear();
     reply.abort.abort();
     this.#reply = null;
-    const heard = heardText(reply.sentences, playedSamples);
+    const heard = heardText(this.#timedSentences(reply), playedSamples);
     this.#conversation.addAssistant(heard);
     if (heard !== '') this.#botTranscript(reply, heard);
     this.events.emit('interruption', { event: 'interrupted', turnId: reply.turnId, playedMs: Math.round((playedSamples * 1000) / this.#output.sink.sampleRate), heardText: heard });

@@ -4,12 +4,19 @@
  */
 import type { AudioSink } from './audio-sink.ts';
 
-export type BotState = 'listening' | 'thinking' | 'speaking';
+/**
+ * LiveKit's agent states (`lk.agent.state`): `initializing` from joining until the call can answer.
+ * There is no end state: the bot leaves the room.
+ */
+export type BotState = 'initializing' | 'listening' | 'thinking' | 'speaking';
 
+/** One update of a transcript segment. */
 export interface TranscriptPublication {
   segmentId: string;
   speaker: 'caller' | 'bot';
+  /** The segment's whole text so far; it replaces the previous update's. The bot's only grows. */
   text: string;
+  /** No update of this segment follows. */
   final: boolean;
 }
 

@@ -1,9 +1,11 @@
 /**
  * The bot in a LiveKit room, through @livekit/rtc-node: subscribes to the caller's microphone (a
  * configured identity, else the first participant that is not an agent) at 48 kHz, publishes its own
- * microphone from an AudioSource, sends transcripts on the standard `lk.transcription` text stream and
- * its state as the `lk.agent.state` attribute, waits a grace period before treating a departed caller
- * as gone, and rejoins after a dropped connection.
+ * microphone from an AudioSource, sends transcripts on LiveKit's `lk.transcription` text streams with
+ * their speaker as sender (livekit-transcription.ts) and its state in LiveKit's `lk.agent.state`
+ * attribute, waits a grace period before treating a departed caller as gone, and rejoins after a
+ * dropped connection. It joins as kind agent, which is also what lets it send the caller's words in the
+ * caller's name.
  */
 import {
   AudioFrame,
@@ -22,6 +24,7 @@ import {
 import { VoiceError } from '../errors.ts';
 import type { AudioSink } from './audio-sink.ts';
 import { connectRoom, openAudioStream } from './ffi-event-router.ts';
+import { TranscriptionStreams } from './livekit-transcription.ts';
 import type { BotState, CallTransport, CallTransportEvents, TranscriptPublication } from './call-transport.ts';
 
 export interface LiveKitTransportOptions {
@@ -52,9 +55,12 @@ const SAMPLE_RATE = 48_000;
  * libwebrtc's resampler (native, in its audio thread) does the only conversion.
  */
 export const CALLER_SAMPLE_RATE = 16_000;
-/** The participant attribute LiveKit agents publish their state in (listening, thinking, speaking). */
+/**
+ * The participant attribute LiveKit agents publish their state in: `initializing` from the moment they
+ * join until they can answer, then `listening`, `thinking`, `speaking`. As in LiveKit Agents, no state
+ * follows the last one: the agent leaves the room, and its attributes with it.
+ */
 export const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
-const TRANSCRIPTION_TOPIC = 'lk.transcription';
 
 export class LiveKitTransport implements CallTransport {
   readonly callerSampleRate = CALLER_SAMPLE_RATE;
@@ -66,9 +72,11 @@ export class LiveKitTransport implements CallTransport {
   #track: LocalAudioTrack | null = null;
   #callerIdentity: string | null;
   #callerTrackSid = '';
+  #botTrackSid = '';
+  #transcripts: TranscriptionStreams;
   #reader: ReadableStreamDefaultReader<AudioFrame> | null = null;
   #graceTimer: NodeJS.Timeout | null = null;
-  #state: BotState = 'listening';
+  #state: BotState = 'initializing';
   #closed = false;
   #rejoining = false;
 
@@ -79,6 +87,7 @@ export class LiveKitTransport implements CallTransport {
     // No queue: see playout-clock.ts for why the bot paces its own frames.
     this.#source = new AudioSource(SAMPLE_RATE, 1, 0);
     this.#room = new Room();
+    this.#transcripts = new TranscriptionStreams(() => this.#room.localParticipant);
     const source = this.#source;
     this.sink = {
       sampleRate: SAMPLE_RATE,
@@ -111,11 +120,11 @@ export class LiveKitTransport implements CallTransport {
     room.on(RoomEvent.ParticipantDisconnected, (participant) => this.#onParticipantLeft(participant));
     room.on(RoomEvent.Disconnected, (reason) => void this.#onDisconnected(reason));
     await connectRoom(room, this.options.url, await this.options.token(), { autoSubscribe: true, dynacast: false });
-    this.#track = LocalAudioTrack.createAudioTrack('agent-microphone', this.#source);
+    await room.localParticipant!.setAttributes({ [AGENT_STATE_ATTRIBUTE]: this.#state });
+    this.#track = LocalAudioTrack.createAudioTrack('bot-microphone', this.#source);
     const publishOptions = new TrackPublishOptions();
     publishOptions.source = TrackSource.SOURCE_MICROPHONE;
-    await room.localParticipant!.publishTrack(this.#track, publishOptions);
-    await room.localParticipant!.setAttributes({ [AGENT_STATE_ATTRIBUTE]: this.#state });
+    this.#botTrackSid = (await room.localParticipant!.publishTrack(this.#track, publishOptions)).sid ?? '';
     // Participants and tracks that were there before we joined.
     for (const participant of room.remoteParticipants.values()) {
       for (const publication of participant.trackPublications.values()) {
@@ -203,19 +212,16 @@ export class LiveKitTransport implements CallTransport {
     }
   }
 
+  /** The caller's words in the caller's name, the bot's in its own (see livekit-transcription.ts). */
   async publishTranscript(t: TranscriptPublication): Promise<void> {
     const participant = this.#room.localParticipant;
     if (!participant || this.#closed) return;
-    const trackSid = t.speaker === 'caller' ? this.#callerTrackSid : (this.#track?.sid ?? '');
-    await participant.sendText(t.text, {
-      topic: TRANSCRIPTION_TOPIC,
-      attributes: {
-        'lk.segment_id': t.segmentId,
-        'lk.transcription_final': String(t.final),
-        'lk.transcribed_track_id': trackSid,
-        ...(t.speaker === 'caller' && this.#callerIdentity ? { 'lk.transcribed_participant': this.#callerIdentity } : {}),
-      },
-    });
+    const update = { segmentId: t.segmentId, text: t.text, final: t.final };
+    if (t.speaker === 'bot') {
+      await this.#transcripts.publishDelta({ ...update, senderIdentity: participant.identity, trackSid: this.#botTrackSid });
+    } else if (this.#callerIdentity !== null) {
+      await this.#transcripts.publishSnapshot({ ...update, senderIdentity: this.#callerIdentity, trackSid: this.#callerTrackSid });
+    }
   }
 
   async setBotState(state: BotState): Promise<void> {
@@ -229,6 +235,8 @@ export class LiveKitTransport implements CallTransport {
     if (this.#closed) return;
     this.#closed = true;
     this.#cancelGrace();
+    // Ends the bot's open segment in the room before leaving it.
+    await this.#transcripts.close();
     await this.#reader?.cancel().catch(() => {});
     await this.#room.disconnect().catch(() => {});
     await this.#track?.close().catch(() => {});

@@ -34,6 +34,8 @@ export class TestCaller {
     const token = new AccessToken(opts.apiKey, opts.apiSecret, { identity: caller.identity });
     token.addGrant({ roomJoin: true, room: opts.roomName, canPublish: true, canSubscribe: true });
     caller.room.on(RoomEvent.TrackSubscribed, (track) => caller.#record(track));
+    // The bot sends transcripts on this topic; without a handler rtc-node logs every one of them.
+    caller.room.registerTextStreamHandler('lk.transcription', (reader) => void reader.readAll().catch(() => {}));
     caller.room.on(RoomEvent.ParticipantAttributesChanged, (changed, participant) => {
       if (participant.identity !== caller.identity) caller.botAttributes.push({ at: performance.now(), attributes: { ...changed } });
     });

@@ -73,6 +73,18 @@ describe('DeepgramFakeServer', () => {
     expect(server.connections[0].controlMessages).toEqual([{ type: 'CloseStream' }]);
   });
 
+  it('sends scripted interim guesses that revise, not only extend, before the final', async () => {
+    server = await DeepgramFakeServer.start({ interim: ({ count, text }) => (count === 1 ? 'I need a duck' : text) });
+    server.setScript(['I need a truck']);
+    const { ws, messages, closed } = await open(`${server.url}/v1/listen?encoding=linear16&sample_rate=16000&interim_results=true&endpointing=300`);
+    sendIn20msChunks(ws, concatPcm([await synthesizeSpeech('I need a truck', SAMPLE_RATE), silence(700, SAMPLE_RATE)]));
+    ws.send(JSON.stringify({ type: 'CloseStream' }));
+    await closed;
+    const texts = messages.filter((m) => m.type === 'Results' && m.channel.alternatives[0].transcript !== '').map((m) => [m.is_final, m.channel.alternatives[0].transcript]);
+    expect(texts[0]).toEqual([false, 'I need a duck']);
+    expect(texts.at(-1)).toEqual([true, 'I need a truck']);
+  });
+
   it('answers Finalize with a from_finalize final for the open segment', async () => {
     server = await DeepgramFakeServer.start();
     const { ws, messages, closed } = await open(`${server.url}/v1/listen?encoding=linear16&sample_rate=16000&endpointing=false`);

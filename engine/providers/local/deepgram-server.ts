@@ -39,6 +39,12 @@ export interface DeepgramFakeOptions {
    * without pretending to recognise words.
    */
   transcribe?: (segment: { index: number; durationMs: number }) => string;
+  /**
+   * Text of the `count`-th interim result (from 1) of a segment whose final text will be `text`. Default:
+   * its first `count` words. A recogniser that revises its guesses, not only extends them, can be
+   * scripted with it.
+   */
+  interim?: (segment: { index: number; count: number; text: string }) => string;
 }
 
 /** Failure injected into an upcoming connection. */
@@ -93,8 +99,10 @@ export class DeepgramFakeServer {
   private readonly http: Server;
   private readonly tracker: SocketTracker;
   private readonly wss: WsServer;
-  private readonly options: Required<Omit<DeepgramFakeOptions, 'apiKey' | 'transcribe'>> & { apiKey: string | undefined };
+  private readonly options: Required<Omit<DeepgramFakeOptions, 'apiKey' | 'transcribe' | 'interim'>> & { apiKey: string | undefined };
   private readonly transcribe: DeepgramFakeOptions['transcribe'];
+  /** Interim text (the `interim` option); read for every interim result, so a test may set it. */
+  interim: DeepgramFakeOptions['interim'];
   private readonly failures = new FailurePlan<DeepgramFailure>();
   private readonly live = new Set<LiveConnection>();
   private script: string[] = [];
@@ -116,6 +124,7 @@ export class DeepgramFakeServer {
       idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
     };
     this.transcribe = options.transcribe;
+    this.interim = options.interim;
     this.wss = new WebSocketServer({ noServer: true });
     http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
     http.on('request', (_req, res) => {
@@ -255,7 +264,7 @@ class LiveConnection {
     server: DeepgramFakeServer,
     ws: WsSocket,
     record: DeepgramConnectionRecord,
-    options: Required<Omit<DeepgramFakeOptions, 'apiKey' | 'transcribe'>>,
+    options: Required<Omit<DeepgramFakeOptions, 'apiKey' | 'transcribe' | 'interim'>>,
     dropPlan: { afterMs?: number; afterMessages?: number; afterAudioMs?: number } | undefined,
   ) {
     this.server = server;
@@ -406,8 +415,12 @@ class LiveConnection {
     if (this.interimResults && frameEnd - seg.lastInterimSample >= this.interimSamples) {
       seg.lastInterimSample = frameEnd;
       seg.interimCount++;
-      const words = this.segmentText(seg).split(/\s+/).filter(Boolean);
-      const shown = words.slice(0, Math.min(words.length, seg.interimCount));
+      const text = this.segmentText(seg);
+      const words = text.split(/\s+/).filter(Boolean);
+      const interim = this.server.interim;
+      const shown = interim
+        ? interim({ index: this.finals + 1, count: seg.interimCount, text }).split(/\s+/).filter(Boolean)
+        : words.slice(0, Math.min(words.length, seg.interimCount));
       this.send(this.results(shown, seg.startSample, seg.lastSpeechEndSample, { isFinal: false, speechFinal: false }));
     }
   }
