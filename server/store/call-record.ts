@@ -82,6 +82,7 @@ export function newCallRecord(input: NewCall, idempotencyKey: string | undefined
     rev: 1,
   };
   if (idempotencyKey !== undefined) record.idempotencyKey = requireString(idempotencyKey, 'idempotencyKey');
+  if (input.owner !== undefined) record.owner = requireString(input.owner, 'owner');
   if (input.recording !== undefined) record.recording = { ...input.recording };
   return record;
 }

@@ -74,6 +74,8 @@ export interface CallRecord {
   latencies: TurnLatency[];
   /** The key the call was created with, if any. */
   idempotencyKey?: string;
+  /** Who created the call (the API key's name); `listCalls({ owner })` returns only theirs. Never changes. */
+  owner?: string;
   recording?: RecordingInfo;
   /** Incremented by every change; usable as an ETag. Starts at 1. */
   rev: number;
@@ -91,6 +93,7 @@ export interface NewCall {
   participants?: CallParticipant[];
   metadata?: Record<string, unknown>;
   recording?: RecordingInfo;
+  owner?: string;
 }
 
 /**
@@ -145,6 +148,8 @@ export interface CallEvent {
 
 export interface ListCallsQuery {
   state?: CallState;
+  /** Only calls created with this `owner` (calls without one never match). */
+  owner?: string;
   /** 1..MAX_LIST_LIMIT; default DEFAULT_LIST_LIMIT. */
   limit?: number;
   /** `nextCursor` of a previous page; returns calls created strictly before it. */
