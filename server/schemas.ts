@@ -26,6 +26,9 @@ export function errors(...statuses: number[]): Record<number, TSchema> {
 /** Errors any authenticated route may answer with. */
 export const COMMON_ERRORS = [400, 401, 429, 500] as const;
 
+/** Errors of a route that changes something: also 403 `VE_FORBIDDEN` for a read-only key. */
+export const WRITE_ERRORS = [...COMMON_ERRORS, 403] as const;
+
 /** Call ids are UUIDs minted here; the pattern keeps hostile ids out of room names and logs. */
 export const CallId = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Call id' });
 

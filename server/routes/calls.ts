@@ -16,7 +16,7 @@ import {
 import type { AppContext } from '../context.ts';
 import { stopRecordingWithBot } from './recording.ts';
 import { ApiError } from '../errors.ts';
-import { COMMON_ERRORS, CallDetail, CallIdParams, CallState, CallSummary, errors } from '../schemas.ts';
+import { COMMON_ERRORS, CallDetail, CallIdParams, CallState, CallSummary, WRITE_ERRORS, errors } from '../schemas.ts';
 import { MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT, type CallRecord } from '../store/call-store.ts';
 
 export interface CallsOptions extends Record<string, unknown> {
@@ -133,7 +133,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
         summary: 'Create a call: LiveKit room, caller token, bot',
         headers: CreateCallHeaders,
         body: CreateCallBody,
-        response: { 201: CreateCallResponse, ...errors(...COMMON_ERRORS, 409, 413, 415, 502, 503) },
+        response: { 201: CreateCallResponse, ...errors(...WRITE_ERRORS, 409, 413, 415, 502, 503) },
       },
     },
     async (request, reply) => {
@@ -158,7 +158,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
       };
       if (body.callerName !== undefined) metadata.callerName = body.callerName;
       const { call, created } = await store.createCall(
-        { callId, roomName: `call-${callId}`, metadata },
+        { callId, roomName: `call-${callId}`, metadata, owner: request.apiKeyName },
         // Scoped per API key: two dispatch systems choosing the same key must not see each other's calls.
         idempotencyKey === undefined ? {} : { idempotencyKey: `${request.apiKeyName}:${idempotencyKey}` },
       );
@@ -215,7 +215,9 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
     },
     async (request) => {
       const { state, limit, cursor } = request.query;
-      const page = await store.listCalls({ state, limit, before: cursor });
+      // Filtered by the store, not after it: every page is full and the cursor stays valid.
+      const owner = request.access?.admin === true ? undefined : (request.access?.name ?? '');
+      const page = await store.listCalls({ state, limit, before: cursor, owner });
       return { calls: page.calls.map(callSummary), nextCursor: page.nextCursor };
     },
   );
@@ -231,7 +233,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
       },
     },
     async (request) => {
-      const call = await loadCall(store, request.params.id);
+      const call = await loadCall(store, request.params.id, request.access);
       return callDetail(call, await store.listSegments(call.callId));
     },
   );
@@ -243,11 +245,11 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
         tags: ['calls'],
         summary: 'End a call: stop the bot, delete the room (idempotent; retry to finish a failed clean-up)',
         params: CallIdParams,
-        response: { 200: EndCallResponse, ...errors(...COMMON_ERRORS, 404, 502) },
+        response: { 200: EndCallResponse, ...errors(...WRITE_ERRORS, 404, 502) },
       },
     },
     async (request) => {
-      let call = await loadCall(store, request.params.id);
+      let call = await loadCall(store, request.params.id, request.access);
       if (call.state !== 'ended') {
         try {
           call = await store.updateCall(
@@ -258,7 +260,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
         } catch (err) {
           // Ended concurrently (webhook or another request): fine, clean up all the same.
           if (!(err instanceof VoiceError && err.code === 'VE_CALL_STATE_CONFLICT')) throw err;
-          call = await loadCall(store, call.callId);
+          call = await loadCall(store, call.callId, request.access);
         }
       }
       await stopRecordingWithBot(ctx, call, request.log);

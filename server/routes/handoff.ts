@@ -6,7 +6,7 @@ import { assertNotEnded, loadCall } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
 import { stopRecordingWithBot } from './recording.ts';
 import { ApiError } from '../errors.ts';
-import { BotModeView, COMMON_ERRORS, CallIdParams, errors } from '../schemas.ts';
+import { BotModeView, CallIdParams, WRITE_ERRORS, errors } from '../schemas.ts';
 import { IDENTITY_PATTERN } from './calls.ts';
 
 export interface HandoffOptions extends Record<string, unknown> {
@@ -47,12 +47,12 @@ export async function handoffRoutes(app: FastifyInstance, { ctx }: HandoffOption
         summary: 'Hand the call to a human agent',
         params: CallIdParams,
         body: HandoffBody,
-        response: { 200: HandoffResponse, ...errors(...COMMON_ERRORS, 404, 409, 413, 415, 502) },
+        response: { 200: HandoffResponse, ...errors(...WRITE_ERRORS, 404, 409, 413, 415, 502) },
       },
     },
     async (request) => {
       const { botMode, agentName } = request.body;
-      const call = await loadCall(ctx.store, request.params.id);
+      const call = await loadCall(ctx.store, request.params.id, request.access);
       assertNotEnded(call);
       const agentIdentity = request.body.agentIdentity ?? `agent-${randomUUID()}`;
       const minted = await ctx.livekit.mintToken({

@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { assertNotEnded, callerIdentityOf, loadCall } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
-import { COMMON_ERRORS, CallId, errors } from '../schemas.ts';
+import { CallId, WRITE_ERRORS, errors } from '../schemas.ts';
 import { IDENTITY_PATTERN } from './calls.ts';
 
 export interface TokensOptions extends Record<string, unknown> {
@@ -40,12 +40,12 @@ export async function tokensRoutes(app: FastifyInstance, { ctx }: TokensOptions)
         tags: ['tokens'],
         summary: 'Mint a LiveKit token for a role in a call',
         body: TokenBody,
-        response: { 200: TokenResponse, ...errors(...COMMON_ERRORS, 404, 409, 413, 415) },
+        response: { 200: TokenResponse, ...errors(...WRITE_ERRORS, 404, 409, 413, 415) },
       },
     },
     async (request) => {
       const { callId, role, name, ttlS } = request.body;
-      const call = await loadCall(ctx.store, callId);
+      const call = await loadCall(ctx.store, callId, request.access);
       assertNotEnded(call);
       // A caller token re-uses the call's caller identity so a reconnect replaces the old session.
       const identity =
