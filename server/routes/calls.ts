@@ -13,10 +13,11 @@ import {
   callerIdentityOf,
   loadCall,
 } from '../call-view.ts';
+import { canonicalJson } from '../canonical-json.ts';
 import type { AppContext } from '../context.ts';
 import { stopRecordingWithBot } from './recording.ts';
 import { ApiError } from '../errors.ts';
-import { COMMON_ERRORS, CallDetail, CallIdParams, CallState, CallSummary, WRITE_ERRORS, errors } from '../schemas.ts';
+import { COMMON_ERRORS, CallDetail, CallIdParams, CallMetadata, CallState, CallSummary, ListCursor, ParticipantIdentity, WRITE_ERRORS, errors } from '../schemas.ts';
 import { MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT, type CallRecord } from '../store/call-store.ts';
 
 export interface CallsOptions extends Record<string, unknown> {
@@ -26,21 +27,12 @@ export interface CallsOptions extends Record<string, unknown> {
 /** `Retry-After` sent with 503 `VE_AT_CAPACITY`: long enough for a call or two to end. */
 export const AT_CAPACITY_RETRY_AFTER_S = 5;
 
-/** LiveKit identities end up in logs and room listings: keep them to a plain alphabet. */
-export const IDENTITY_PATTERN = '^[A-Za-z0-9_.:@+-]{1,128}$';
-
 const CreateCallBody = Type.Object(
   {
-    callerIdentity: Type.Optional(Type.String({ pattern: IDENTITY_PATTERN, description: 'LiveKit identity of the caller; generated when absent' })),
+    callerIdentity: Type.Optional(ParticipantIdentity('LiveKit identity of the caller; generated when absent')),
     callerName: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     instructions: Type.Optional(Type.String({ maxLength: 16_000, description: 'System prompt for the bot' })),
-    metadata: Type.Optional(
-      Type.Record(Type.String({ pattern: '^(?!_ve)[A-Za-z0-9_.-]{1,64}$' }), Type.Unknown(), {
-        maxProperties: 32,
-        additionalProperties: false,
-        description: 'Free data from the dispatch system, returned with the call (keys may not start with `_ve`)',
-      }),
-    ),
+    metadata: Type.Optional(CallMetadata),
   },
   { additionalProperties: false },
 );
@@ -65,27 +57,17 @@ const ListCallsQuery = Type.Object(
   {
     state: Type.Optional(CallState),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIST_LIMIT, default: DEFAULT_LIST_LIMIT })),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: '`nextCursor` of the previous page' })),
+    cursor: Type.Optional(ListCursor),
   },
   { additionalProperties: false },
 );
 
-const CallPage = Type.Object({ calls: Type.Array(CallSummary), nextCursor: Type.Optional(Type.String()) });
+const CallPage = Type.Object({ calls: Type.Array(CallSummary), nextCursor: Type.Optional(ListCursor) });
 
 const EndCallResponse = Type.Composite([CallSummary, Type.Object({ roomDeleted: Type.Boolean(), botStopped: Type.Boolean() })]);
 
-/** Canonical JSON (sorted keys), so the fingerprint does not depend on key order. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
 export function requestFingerprint(body: unknown): string {
-  return createHash('sha256').update(canonical(body ?? {})).digest('hex');
+  return createHash('sha256').update(canonicalJson(body ?? {})).digest('hex');
 }
 
 async function bestEffort(log: FastifyBaseLogger, what: string, op: () => Promise<unknown>): Promise<boolean> {

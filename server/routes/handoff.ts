@@ -6,8 +6,7 @@ import { assertNotEnded, loadCall } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
 import { stopRecordingWithBot } from './recording.ts';
 import { ApiError } from '../errors.ts';
-import { BotModeView, CallIdParams, WRITE_ERRORS, errors } from '../schemas.ts';
-import { IDENTITY_PATTERN } from './calls.ts';
+import { BotModeView, CallIdParams, ParticipantIdentity, WRITE_ERRORS, errors } from '../schemas.ts';
 
 export interface HandoffOptions extends Record<string, unknown> {
   ctx: AppContext;
@@ -18,7 +17,7 @@ const HandoffBody = Type.Object(
     botMode: Type.Union([Type.Literal('remove'), Type.Literal('transcriber')], {
       description: 'remove: the bot leaves; transcriber: it stays silent and keeps transcribing',
     }),
-    agentIdentity: Type.Optional(Type.String({ pattern: IDENTITY_PATTERN })),
+    agentIdentity: Type.Optional(ParticipantIdentity('LiveKit identity of the human dispatcher; generated when absent')),
     agentName: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   },
   { additionalProperties: false },

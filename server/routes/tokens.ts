@@ -3,8 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { assertNotEnded, callerIdentityOf, loadCall } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
-import { CallId, WRITE_ERRORS, errors } from '../schemas.ts';
-import { IDENTITY_PATTERN } from './calls.ts';
+import { CallId, ParticipantIdentity, WRITE_ERRORS, errors } from '../schemas.ts';
 
 export interface TokensOptions extends Record<string, unknown> {
   ctx: AppContext;
@@ -16,7 +15,7 @@ const TokenBody = Type.Object(
     role: Type.Union([Type.Literal('caller'), Type.Literal('agent'), Type.Literal('observer')], {
       description: 'caller: publish microphone, subscribe; agent: publish, subscribe, data; observer: subscribe only, hidden',
     }),
-    identity: Type.Optional(Type.String({ pattern: IDENTITY_PATTERN })),
+    identity: Type.Optional(ParticipantIdentity('LiveKit identity; generated when absent (the caller\'s own for `caller`)')),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     ttlS: Type.Optional(Type.Integer({ minimum: 60, maximum: 86_400, description: 'Token lifetime; default LIVEKIT_TOKEN_TTL_S' })),
   },
