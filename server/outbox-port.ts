@@ -4,7 +4,7 @@ import type { OutboxPort } from './context.ts';
 import type { CallStore, Speaker } from './store/call-store.ts';
 import type { Outbox } from './store/outbox.ts';
 
-const SPEAKERS: readonly string[] = ['caller', 'bot', 'agent'];
+const SPEAKERS: readonly string[] = ['caller', 'bot', 'dispatcher'];
 
 function finite(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;

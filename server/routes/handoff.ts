@@ -34,8 +34,9 @@ const HandoffResponse = Type.Object({
 });
 
 /**
- * `POST /v1/calls/:id/handoff`: a human agent takes over. Mints the agent's token, then removes the bot or
- * turns it into a silent transcriber, and moves the call to `human`. Repeating it mints another token.
+ * `POST /v1/calls/:id/handoff`: a human dispatcher takes over. Mints their token (role `dispatcher`), then
+ * removes the bot or turns it into a silent transcriber, and moves the call to `human`. Repeating it mints
+ * another token.
  */
 export async function handoffRoutes(app: FastifyInstance, { ctx }: HandoffOptions): Promise<void> {
   app.post<{ Params: CallIdParams; Body: Static<typeof HandoffBody> }>(
@@ -43,7 +44,7 @@ export async function handoffRoutes(app: FastifyInstance, { ctx }: HandoffOption
     {
       schema: {
         tags: ['calls'],
-        summary: 'Hand the call to a human agent',
+        summary: 'Hand the call to a human dispatcher',
         params: CallIdParams,
         body: HandoffBody,
         response: { 200: HandoffResponse, ...errors(...WRITE_ERRORS, 404, 409, 413, 415, 502) },
@@ -53,9 +54,9 @@ export async function handoffRoutes(app: FastifyInstance, { ctx }: HandoffOption
       const { botMode, agentName } = request.body;
       const call = await loadCall(ctx.store, request.params.id, request.access);
       assertNotEnded(call);
-      const agentIdentity = request.body.agentIdentity ?? `agent-${randomUUID()}`;
+      const agentIdentity = request.body.agentIdentity ?? `dispatcher-${randomUUID()}`;
       const minted = await ctx.livekit.mintToken({
-        role: 'agent',
+        role: 'dispatcher',
         roomName: call.roomName,
         identity: agentIdentity,
         name: agentName,

@@ -20,8 +20,8 @@ import { StoreInvalidInputError } from './errors.ts';
 
 const CALL_STATES: readonly CallState[] = ['created', 'active', 'human', 'ended'];
 const BOT_MODES = ['active', 'transcriber', 'removed'];
-const ROLES = ['caller', 'bot', 'agent', 'observer'];
-const SPEAKERS = ['caller', 'bot', 'agent'];
+const ROLES = ['caller', 'bot', 'dispatcher', 'observer'];
+const SPEAKERS = ['caller', 'bot', 'dispatcher'];
 
 /** Normalises to `toISOString()` form so string comparison stays time order. */
 export function isoTime(value: string | Date | undefined, field: string, fallback?: Date): string {

@@ -18,9 +18,10 @@ export type CallState = 'created' | 'active' | 'human' | 'ended';
 /** What the bot does in the room: speaks, only transcribes (after a human took over), or has left. */
 export type BotMode = 'active' | 'transcriber' | 'removed';
 
-export type ParticipantRole = 'caller' | 'bot' | 'agent' | 'observer';
+/** `dispatcher`: a human who took the call over (handoff). */
+export type ParticipantRole = 'caller' | 'bot' | 'dispatcher' | 'observer';
 
-export type Speaker = 'caller' | 'bot' | 'agent';
+export type Speaker = 'caller' | 'bot' | 'dispatcher';
 
 export interface CallParticipant {
   /** LiveKit participant identity. At most one entry per identity is "present" (no `leftAt`) at a time. */
