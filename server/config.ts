@@ -388,7 +388,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
 export function startupNotices(config: Config): string[] {
   const notices: string[] = [];
   if (config.auth.generatedDevKey !== undefined) {
-    notices.push(`API_KEYS is empty: generated a development key for this run: ${config.auth.generatedDevKey}`);
+    notices.push(`API_KEYS is empty: generated a development key (scope admin) for this run: ${config.auth.generatedDevKey}`);
   }
   if (config.auth.apiKeys.length === 0) {
     notices.push('API_KEYS is empty in CI: every authenticated request will be refused');
