@@ -22,6 +22,7 @@ import { recordingRoutes } from './routes/recording.ts';
 import { tokensRoutes } from './routes/tokens.ts';
 import { webhooksRoutes } from './routes/webhooks.ts';
 import type { CallStore } from './store/call-store.ts';
+import { buildValidator, veKeywords } from './validation.ts';
 
 export interface AppDeps {
   config: Config;
@@ -55,7 +56,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       // Reject unknown fields instead of silently dropping them: a typo in a dispatch system's request
       // should fail loudly.
       customOptions: { removeAdditional: false },
+      plugins: [veKeywords],
     },
+    // Bodies are validated without type coercion; see validation.ts.
+    schemaController: { compilersFactory: { buildValidator: buildValidator() } },
     // Errors Fastify raises before routing (malformed URL encoding) also get a catalogued code.
     frameworkErrors: (error, _request, reply) => {
       const apiError = toApiError(error);
@@ -75,7 +79,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   };
 
   await app.register(errorsPlugin);
-  await app.register(openapiPlugin, { version: pkg.version });
+  await app.register(openapiPlugin, { version: pkg.version, bodyLimitBytes: config.http.bodyLimitBytes });
   await app.register(metricsPlugin, { ctx });
   await app.register(authPlugin, { config });
   await app.register(websocket, { options: { maxPayload: WS_MAX_PAYLOAD_BYTES } });

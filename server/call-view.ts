@@ -1,4 +1,5 @@
 import type { Static } from '@sinclair/typebox';
+import type { Access } from './access.ts';
 import { ApiError } from './errors.ts';
 import { INTERNAL_METADATA_PREFIX, type CallDetail, type CallSummary } from './schemas.ts';
 import type { CallRecord, CallStore, TranscriptSegment } from './store/call-store.ts';
@@ -47,10 +48,24 @@ export function callDetail(call: CallRecord, segments: TranscriptSegment[]): Sta
   };
 }
 
-/** The call, or 404 `VE_CALL_NOT_FOUND`. */
-export async function loadCall(store: CallStore, callId: string): Promise<CallRecord> {
+/** Name of the API key that created the call (`owner`; older records kept it only in metadata). */
+export function ownerOf(call: CallRecord): string | undefined {
+  const fromMetadata = call.metadata[META_API_KEY];
+  return call.owner ?? (typeof fromMetadata === 'string' ? fromMetadata : undefined);
+}
+
+/** A key sees the calls it created; an `admin` key sees them all. */
+export function canSee(access: Access, call: CallRecord): boolean {
+  return access.admin || ownerOf(call) === access.name;
+}
+
+/**
+ * The call, or 404 `VE_CALL_NOT_FOUND` when it does not exist or belongs to another key: the same answer
+ * either way, so a key cannot learn which call ids exist.
+ */
+export async function loadCall(store: CallStore, callId: string, access: Access | undefined): Promise<CallRecord> {
   const call = await store.getCall(callId);
-  if (call === null) throw new ApiError('VE_CALL_NOT_FOUND', `call ${callId} not found`);
+  if (call === null || access === undefined || !canSee(access, call)) throw new ApiError('VE_CALL_NOT_FOUND', `call ${callId} not found`);
   return call;
 }
 

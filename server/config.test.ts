@@ -30,19 +30,28 @@ describe('loadConfig', () => {
     expect(config.bargeIn).toEqual({ minSpeechMs: 600, minWords: 1, resumeMs: 2000 });
   });
 
-  it('parses API keys with and without names', () => {
-    const config = loadConfig({ API_KEYS: ` ${KEY}:dispatch , ${'x'.repeat(16)} ` });
+  it('parses API keys with and without names and scopes; the default scope is calls', () => {
+    const y = 'y'.repeat(16);
+    const z = 'z'.repeat(16);
+    const a = 'a'.repeat(16);
+    const config = loadConfig({ API_KEYS: ` ${KEY}:dispatch , ${'x'.repeat(16)} , ${y}:monitor:admin+read, ${z}:ops:admin, ${a}:view:read` });
     expect(config.auth.apiKeys).toEqual([
-      { key: KEY, name: 'dispatch' },
-      { key: 'x'.repeat(16), name: 'key2' },
+      { key: KEY, name: 'dispatch', scopes: ['calls'] },
+      { key: 'x'.repeat(16), name: 'key2', scopes: ['calls'] },
+      { key: y, name: 'monitor', scopes: ['read', 'admin'] },
+      { key: z, name: 'ops', scopes: ['calls', 'admin'] },
+      { key: a, name: 'view', scopes: ['read'] },
     ]);
     expect(config.auth.generatedDevKey).toBeUndefined();
+    expect(problems({ API_KEYS: `${KEY}:a:root` })).toEqual([expect.stringMatching(/^API_KEYS entry 1 \(a\) has invalid scopes "root"/)]);
+    expect(problems({ API_KEYS: `${KEY}:a:read+` })).toEqual([expect.stringMatching(/^API_KEYS entry 1 \(a\) has invalid scopes/)]);
+    expect(problems({ API_KEYS: `${KEY}:a:read:admin` })).toEqual([expect.stringMatching(/^API_KEYS entry 1 \(a\) has invalid scopes "read:admin"/)]);
   });
 
   it('generates a dev key outside CI and production, and none in CI', () => {
     const dev = loadConfig({});
     expect(dev.auth.generatedDevKey).toMatch(/^dev_/);
-    expect(dev.auth.apiKeys).toEqual([{ key: dev.auth.generatedDevKey, name: 'dev' }]);
+    expect(dev.auth.apiKeys).toEqual([{ key: dev.auth.generatedDevKey, name: 'dev', scopes: ['calls', 'admin'] }]);
     expect(startupNotices(dev).join('\n')).toContain(dev.auth.generatedDevKey);
     const ci = loadConfig({ CI: 'true' });
     expect(ci.auth.apiKeys).toEqual([]);

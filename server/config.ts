@@ -22,7 +22,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'HTTP', name: 'PORT', default: '8080', description: 'TCP port of the HTTP API (0 picks a free port).' },
   { section: 'HTTP', name: 'BODY_LIMIT_BYTES', default: '65536', description: 'Largest accepted request body; larger bodies get 413 `VE_BODY_TOO_LARGE`.' },
   { section: 'HTTP', name: 'LOG_LEVEL', default: 'info', description: 'Log level: fatal, error, warn, info, debug, trace or silent.' },
-  { section: 'Auth', name: 'API_KEYS', default: undefined, description: 'Comma list of `key[:name]` accepted as `Authorization: Bearer <key>`. Empty outside CI and production: a dev key is generated and logged. Empty in CI: every authenticated request is refused.' },
+  { section: 'Auth', name: 'API_KEYS', default: undefined, description: 'Comma list of `key[:name[:scopes]]` accepted as `Authorization: Bearer <key>`; scopes joined with `+`. `calls` (the default): create calls and read and act on the calls this key created. `read`: read only (GET routes and event streams of its own calls); every other method answers 403 `VE_FORBIDDEN`. `admin`: every call, not only its own, and the console\'s simulated callers; `read+admin` reads every call and changes nothing. Another key\'s call answers 404 `VE_CALL_NOT_FOUND`. Empty outside CI and production: an `admin` dev key is generated and logged. Empty in CI: every authenticated request is refused.' },
   { section: 'Auth', name: 'RATE_LIMIT_MAX', default: '600', description: 'Requests each API key (or, before authentication, each client address) may make per window.' },
   { section: 'Auth', name: 'RATE_LIMIT_WINDOW_MS', default: '60000', description: 'Length of the rate-limit window.' },
   { section: 'Auth', name: 'RATE_LIMIT_OVERRIDES', default: undefined, description: 'Per-key limits as a comma list of `name=max`, e.g. `dispatch=6000,monitor=60`.' },
@@ -66,11 +66,20 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'Providers', name: 'ELEVENLABS_VOICE_ID', default: '21m00Tcm4TlvDq8ikWAM', description: 'ElevenLabs voice.' },
 ];
 
+/**
+ * What an API key may do. `calls`: create calls, read and act on its own; `read`: only read its own;
+ * `admin`: the same on every call (with `read`: read every call, change nothing).
+ */
+export type ApiScope = 'calls' | 'read' | 'admin';
+export const API_SCOPES: readonly ApiScope[] = ['calls', 'read', 'admin'];
+
 export interface ApiKey {
   /** The bearer secret. */
   key: string;
   /** Shown in logs and used as the rate-limit bucket; never the secret itself. */
   name: string;
+  /** As configured, with `calls` added when neither `calls` nor `read` was given. Sorted. */
+  scopes: readonly ApiScope[];
 }
 
 export type Backend = 'wasm' | 'native';
@@ -211,6 +220,13 @@ class Reader {
   }
 }
 
+/** A key given neither `calls` nor `read` gets `calls`: `admin` alone reads and acts on every call. */
+function normaliseScopes(scopes: readonly ApiScope[]): ApiScope[] {
+  const set = new Set(scopes);
+  if (!set.has('read') && !set.has('calls')) set.add('calls');
+  return API_SCOPES.filter((s) => set.has(s));
+}
+
 function parseApiKeys(r: Reader): ApiKey[] {
   const raw = r.optional('API_KEYS');
   if (raw === undefined) return [];
@@ -219,21 +235,25 @@ function parseApiKeys(r: Reader): ApiKey[] {
   raw.split(',').forEach((entry, index) => {
     const trimmed = entry.trim();
     if (trimmed === '') return;
-    const colon = trimmed.indexOf(':');
-    const key = colon === -1 ? trimmed : trimmed.slice(0, colon);
-    const name = colon === -1 ? `key${index + 1}` : trimmed.slice(colon + 1);
+    const [key, name = `key${index + 1}`, scopeList, ...rest] = trimmed.split(':');
     // Short keys are guessable; names end up in metrics labels, so keep them to a safe alphabet.
     if (key.length < 16 || !/^[\x21-\x7e]+$/.test(key)) {
-      r.problems.push(`API_KEYS entry ${index + 1} must be at least 16 printable characters without spaces`);
+      r.problems.push(`API_KEYS entry ${index + 1} must be at least 16 printable characters without spaces or colons`);
       return;
     }
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
       r.problems.push(`API_KEYS entry ${index + 1} has an invalid name ${JSON.stringify(name)} (use A-Z a-z 0-9 _ . -)`);
       return;
     }
+    const scopes = scopeList === undefined ? [] : scopeList.split('+');
+    const unknown = scopes.filter((s) => !(API_SCOPES as readonly string[]).includes(s));
+    if (rest.length > 0 || unknown.length > 0) {
+      r.problems.push(`API_KEYS entry ${index + 1} (${name}) has invalid scopes ${JSON.stringify(trimmed.split(':').slice(2).join(':'))} (use ${API_SCOPES.join(', ')} joined with +)`);
+      return;
+    }
     if (seen.has(name)) r.problems.push(`API_KEYS names must be unique (${name} repeats)`);
     seen.add(name);
-    keys.push({ key, name });
+    keys.push({ key, name, scopes: normaliseScopes(scopes as ApiScope[]) });
   });
   return keys;
 }
@@ -277,7 +297,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     r.problems.push('API_KEYS is required when NODE_ENV=production');
   } else if (apiKeys.length === 0 && !isCi) {
     generatedDevKey = `dev_${randomBytes(24).toString('base64url')}`;
-    apiKeys = [{ key: generatedDevKey, name: 'dev' }];
+    // The person at the console is the operator: the dev key sees every call and may simulate callers.
+    apiKeys = [{ key: generatedDevKey, name: 'dev', scopes: normaliseScopes(['admin']) }];
   }
 
   const rateLimit = {
@@ -367,7 +388,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
 export function startupNotices(config: Config): string[] {
   const notices: string[] = [];
   if (config.auth.generatedDevKey !== undefined) {
-    notices.push(`API_KEYS is empty: generated a development key for this run: ${config.auth.generatedDevKey}`);
+    notices.push(`API_KEYS is empty: generated a development key (scope admin) for this run: ${config.auth.generatedDevKey}`);
   }
   if (config.auth.apiKeys.length === 0) {
     notices.push('API_KEYS is empty in CI: every authenticated request will be refused');

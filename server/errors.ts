@@ -12,8 +12,10 @@ export const ERROR_CATALOGUE = {
   VE_BAD_JSON: { status: 400, retryable: false, message: 'The request body is not valid JSON' },
   VE_UNAUTHORIZED: { status: 401, retryable: false, message: 'Missing or invalid API key' },
   VE_WEBHOOK_SIGNATURE: { status: 401, retryable: false, message: 'Webhook signature is missing or invalid' },
+  VE_FORBIDDEN: { status: 403, retryable: false, message: 'The API key lacks the scope this request needs' },
   VE_NOT_FOUND: { status: 404, retryable: false, message: 'No such route' },
   VE_CALL_NOT_FOUND: { status: 404, retryable: false, message: 'No such call' },
+  VE_METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: 'This path does not accept this method' },
   VE_IDEMPOTENCY_MISMATCH: {
     status: 422,
     retryable: false,

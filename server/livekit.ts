@@ -33,7 +33,8 @@ export interface LiveKitGateway {
   receiveWebhook(body: string, authorization: string | undefined): Promise<WebhookEvent>;
 }
 
-export type TokenRole = 'caller' | 'agent' | 'observer' | 'bot';
+/** `dispatcher`: the human who takes over a call (LiveKit's own word `agent` means the AI participant). */
+export type TokenRole = 'caller' | 'dispatcher' | 'observer' | 'bot';
 
 export interface TokenRequest {
   role: TokenRole;
@@ -53,15 +54,15 @@ export interface MintedToken {
 export const ROLE_ATTRIBUTE = 've.role';
 
 /**
- * Least privilege per role: callers publish their microphone only; agents publish and send data;
- * observers only listen and stay hidden; the bot (engine) is an agent that may publish data.
+ * Least privilege per role: callers publish their microphone only; dispatchers publish and send data;
+ * observers only listen and stay hidden; the bot (engine) is a LiveKit agent that may publish data.
  */
 export function grantFor(role: TokenRole, roomName: string): VideoGrant {
   const base: VideoGrant = { roomJoin: true, room: roomName, canSubscribe: true, canUpdateOwnMetadata: false };
   switch (role) {
     case 'caller':
       return { ...base, canPublish: true, canPublishSources: [TrackSource.MICROPHONE], canPublishData: false };
-    case 'agent':
+    case 'dispatcher':
       return { ...base, canPublish: true, canPublishSources: [TrackSource.MICROPHONE], canPublishData: true };
     case 'bot':
       return { ...base, canPublish: true, canPublishSources: [TrackSource.MICROPHONE], canPublishData: true, agent: true };

@@ -1,5 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { BOT_IDENTITY_PREFIX } from '../engine/transport/bot-identity.ts';
 import { ERROR_CATALOGUE } from './errors.ts';
+import { MAX_DEPTH_KEYWORD, MAX_JSON_BYTES_KEYWORD } from './validation.ts';
 
 /**
  * Schemas shared by several route plugins. Declared once with TypeBox: Fastify validates with them and
@@ -26,8 +28,33 @@ export function errors(...statuses: number[]): Record<number, TSchema> {
 /** Errors any authenticated route may answer with. */
 export const COMMON_ERRORS = [400, 401, 429, 500] as const;
 
+/** Errors of a route that changes something: also 403 `VE_FORBIDDEN` for a read-only key. */
+export const WRITE_ERRORS = [...COMMON_ERRORS, 403] as const;
+
 /** Call ids are UUIDs minted here; the pattern keeps hostile ids out of room names and logs. */
 export const CallId = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Call id' });
+
+/**
+ * LiveKit identities end up in logs and room listings: a plain alphabet. Identities starting with
+ * `BOT_IDENTITY_PREFIX` are the engine's bot's: a second participant with one would push the bot out.
+ */
+export const IDENTITY_PATTERN = `^(?!${BOT_IDENTITY_PREFIX.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')})[A-Za-z0-9_.:@+-]{1,128}$`;
+
+/** A participant identity given by a client. */
+export function ParticipantIdentity(description: string) {
+  return Type.String({
+    pattern: IDENTITY_PATTERN,
+    description: `${description}. 1-128 of A-Z a-z 0-9 _ . : @ + -; \`${BOT_IDENTITY_PREFIX}…\` is reserved for the engine's bot`,
+  });
+}
+
+/** Opaque page cursor: base64url of what the store needs to continue (see `encodeCursor`). */
+export const ListCursor = Type.String({
+  minLength: 1,
+  maxLength: 512,
+  pattern: '^[A-Za-z0-9_-]+$',
+  description: '`nextCursor` of the previous page, as given (base64url, opaque); one this API did not produce answers 400 `VE_STORE_INVALID_INPUT`',
+});
 
 export const CallIdParams = Type.Object({ id: CallId }, { additionalProperties: false });
 export type CallIdParams = Static<typeof CallIdParams>;
@@ -91,3 +118,46 @@ export const CallDetail = Type.Composite([
 
 /** Metadata keys starting with this are the control plane's own bookkeeping and never shown to clients. */
 export const INTERNAL_METADATA_PREFIX = '_ve';
+
+/** Objects and arrays nest at most this deep in a call's metadata, the metadata object itself being 1. */
+export const MAX_METADATA_DEPTH = 8;
+/** Largest metadata, serialised as JSON. Stored with every call and sent back with it. */
+export const MAX_METADATA_BYTES = 8192;
+
+/**
+ * What Fastify's JSON parser refuses (400 `VE_BAD_JSON`) before validation, as schema keywords for every
+ * object, so that the document accepts no body the parser refuses: a `__proto__` key, or a `constructor`
+ * object with a `prototype` key (prototype poisoning).
+ */
+const NOT_PROTO_KEY = { not: { const: '__proto__' } };
+const NOT_CONSTRUCTOR_PROTOTYPE = { not: { type: 'object', required: ['constructor'], properties: { constructor: { type: 'object', required: ['prototype'] } } } };
+
+/**
+ * A metadata value with `levels` more levels of nesting allowed. Each level is declared once, with an
+ * `$id`, and referenced from the next, so the schema (and the OpenAPI document) grows linearly with the
+ * depth instead of doubling per level; the innermost level takes scalars only.
+ */
+function metadataValue(levels: number): TSchema {
+  const scalars = [Type.String(), Type.Number(), Type.Boolean(), Type.Null()];
+  if (levels === 0) return Type.Union(scalars, { $id: 'CallMetadataValue0' });
+  const inner = metadataValue(levels - 1);
+  const object = Type.Unsafe({ type: 'object', propertyNames: NOT_PROTO_KEY, additionalProperties: inner, ...NOT_CONSTRUCTOR_PROTOTYPE });
+  return Type.Union([...scalars, Type.Array(Type.Ref(inner.$id!)), object], { $id: `CallMetadataValue${levels}` });
+}
+
+/** `metadata` of `POST /v1/calls`: bounded in keys, depth and size, so that no request can make it costly. */
+export const CallMetadata = Type.Unsafe<Record<string, unknown>>({
+  type: 'object',
+  // propertyNames rather than patternProperties: @fastify/swagger rewrites the latter to
+  // additionalProperties, which would drop the key rule from the OpenAPI document.
+  propertyNames: { type: 'string', pattern: `^(?!${INTERNAL_METADATA_PREFIX})[A-Za-z0-9_.-]{1,64}$`, ...NOT_PROTO_KEY },
+  additionalProperties: metadataValue(MAX_METADATA_DEPTH - 1),
+  maxProperties: 32,
+  ...NOT_CONSTRUCTOR_PROTOTYPE,
+  [MAX_DEPTH_KEYWORD]: MAX_METADATA_DEPTH,
+  [MAX_JSON_BYTES_KEYWORD]: MAX_METADATA_BYTES,
+  description:
+    `Free data from the dispatch system, returned with the call: at most 32 keys (not starting with \`${INTERNAL_METADATA_PREFIX}\`), ` +
+    `objects and arrays nested at most ${MAX_METADATA_DEPTH} levels deep counting this one (\`${MAX_DEPTH_KEYWORD}\`), ` +
+    `at most ${MAX_METADATA_BYTES} bytes as JSON (\`${MAX_JSON_BYTES_KEYWORD}\`).`,
+});

@@ -256,7 +256,7 @@ describe('POST /v1/tokens', () => {
     const { body } = await createCall();
     const verifier = new TokenVerifier(livekit.apiKey, livekit.apiSecret);
     const grants: Record<string, any> = {};
-    for (const role of ['caller', 'agent', 'observer']) {
+    for (const role of ['caller', 'dispatcher', 'observer']) {
       const res = await h.api('/v1/tokens', { method: 'POST', json: { callId: body.callId, role, ttlS: 600 } });
       expect(res.status).toBe(200);
       const minted = (await res.json()) as { token: string; identity: string; roomName: string };
@@ -267,7 +267,7 @@ describe('POST /v1/tokens', () => {
       grants[role] = claims.video;
     }
     expect(grants.caller).toMatchObject({ canPublish: true, canSubscribe: true, canPublishData: false, canPublishSources: ['microphone'] });
-    expect(grants.agent).toMatchObject({ canPublish: true, canSubscribe: true, canPublishData: true });
+    expect(grants.dispatcher).toMatchObject({ canPublish: true, canSubscribe: true, canPublishData: true });
     expect(grants.observer).toMatchObject({ canPublish: false, canSubscribe: true, canPublishData: false, hidden: true });
     for (const g of Object.values(grants)) {
       expect(g.roomAdmin).toBeUndefined();
@@ -285,12 +285,12 @@ describe('POST /v1/tokens', () => {
 });
 
 describe('POST /v1/calls/:id/handoff', () => {
-  it('turns the bot into a transcriber and gives the agent a token', async () => {
+  it('turns the bot into a transcriber and gives the dispatcher a token', async () => {
     const { body } = await createCall();
-    const res = await h.api(`/v1/calls/${body.callId}/handoff`, { method: 'POST', json: { botMode: 'transcriber', agentIdentity: 'agent-jo' } });
+    const res = await h.api(`/v1/calls/${body.callId}/handoff`, { method: 'POST', json: { botMode: 'transcriber', agentIdentity: 'dispatcher-jo' } });
     expect(res.status).toBe(200);
     const handoff = (await res.json()) as Record<string, any>;
-    expect(handoff).toMatchObject({ agentIdentity: 'agent-jo', botMode: 'transcriber', roomName: body.roomName });
+    expect(handoff).toMatchObject({ agentIdentity: 'dispatcher-jo', botMode: 'transcriber', roomName: body.roomName });
     const claims = await new TokenVerifier(livekit.apiKey, livekit.apiSecret).verify(handoff.agentToken);
     expect(claims.video).toMatchObject({ canPublish: true, canPublishData: true, room: body.roomName });
     expect(engine.log).toContain(`setBotMode ${body.callId} transcriber`);

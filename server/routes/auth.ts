@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { READ_METHODS, accessOf, type Access } from '../access.ts';
 import type { Config } from '../config.ts';
 import { ApiError } from '../errors.ts';
 import { shared } from '../plugin.ts';
@@ -9,10 +10,14 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Name of the API key that authenticated the request (never the secret). */
     apiKeyName: string | undefined;
+    /** What that key may do; set together with `apiKeyName`. */
+    access: Access | undefined;
   }
   interface FastifyContextConfig {
     /** Reachable without an API key and outside the per-key rate limit (probes, metrics, webhooks). */
     public?: boolean;
+    /** Needs a key with the `admin` scope (process-wide tools rather than one caller's calls). */
+    admin?: boolean;
   }
 }
 
@@ -28,10 +33,12 @@ function digest(secret: string): string {
  * `Authorization: Bearer <key>` on every route not marked `config.public`, then a per-key rate limit
  * (`RATE_LIMIT_MAX` per `RATE_LIMIT_WINDOW_MS`, overridable per key name). Requests without a valid key
  * are limited per client address before they are refused, so a flood of bad keys is throttled too.
+ * Then the key's scopes: a read-only key may only GET, and routes marked `config.admin` need `admin`
+ * (403 `VE_FORBIDDEN`). Which calls a key sees is decided where the call is loaded (`call-view.ts`).
  */
 export const authPlugin = shared<AuthOptions>(async function authPlugin(app: FastifyInstance, { config }: AuthOptions) {
   // Keys are looked up by their SHA-256 so that the comparison time says nothing about the secret.
-  const names = new Map(config.auth.apiKeys.map((k) => [digest(k.key), k.name]));
+  const keys = new Map(config.auth.apiKeys.map((k) => [digest(k.key), accessOf(k)]));
   const { max, windowMs, overrides } = config.rateLimit;
 
   await app.register(rateLimit, {
@@ -45,12 +52,22 @@ export const authPlugin = shared<AuthOptions>(async function authPlugin(app: Fas
   const limit = app.rateLimit();
 
   app.decorateRequest('apiKeyName', undefined);
+  app.decorateRequest('access', undefined);
   app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.public === true) return;
+    const config = request.routeOptions.config;
+    if (config.public === true) return;
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer +([\x21-\x7e]{1,512}) *$/i.exec(header) : null;
-    request.apiKeyName = match === null ? undefined : names.get(digest(match[1]));
+    const access = match === null ? undefined : keys.get(digest(match[1]));
+    request.access = access;
+    request.apiKeyName = access?.name;
     await limit.call(app, request, reply);
-    if (request.apiKeyName === undefined) throw new ApiError('VE_UNAUTHORIZED');
+    if (access === undefined) throw new ApiError('VE_UNAUTHORIZED');
+    // No route matched: the 404/405 answer says nothing a scope could protect.
+    if (request.is404) return;
+    if (!access.write && !READ_METHODS.has(request.method)) {
+      throw new ApiError('VE_FORBIDDEN', `API key ${access.name} is read-only (scope read): ${request.method} is not allowed`);
+    }
+    if (config.admin === true && !access.admin) throw new ApiError('VE_FORBIDDEN', `API key ${access.name} lacks the admin scope this route needs`);
   });
 });

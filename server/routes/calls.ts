@@ -13,10 +13,11 @@ import {
   callerIdentityOf,
   loadCall,
 } from '../call-view.ts';
+import { canonicalJson } from '../canonical-json.ts';
 import type { AppContext } from '../context.ts';
 import { stopRecordingWithBot } from './recording.ts';
 import { ApiError } from '../errors.ts';
-import { COMMON_ERRORS, CallDetail, CallIdParams, CallState, CallSummary, errors } from '../schemas.ts';
+import { COMMON_ERRORS, CallDetail, CallIdParams, CallMetadata, CallState, CallSummary, ListCursor, ParticipantIdentity, WRITE_ERRORS, errors } from '../schemas.ts';
 import { MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT, type CallRecord } from '../store/call-store.ts';
 
 export interface CallsOptions extends Record<string, unknown> {
@@ -28,21 +29,12 @@ export const AT_CAPACITY_RETRY_AFTER_S = 5;
 /** `Retry-After` sent with 409 `VE_IDEMPOTENCY_IN_FLIGHT`: setting a call up takes about a second. */
 export const IN_FLIGHT_RETRY_AFTER_S = 1;
 
-/** LiveKit identities end up in logs and room listings: keep them to a plain alphabet. */
-export const IDENTITY_PATTERN = '^[A-Za-z0-9_.:@+-]{1,128}$';
-
 const CreateCallBody = Type.Object(
   {
-    callerIdentity: Type.Optional(Type.String({ pattern: IDENTITY_PATTERN, description: 'LiveKit identity of the caller; generated when absent' })),
+    callerIdentity: Type.Optional(ParticipantIdentity('LiveKit identity of the caller; generated when absent')),
     callerName: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     instructions: Type.Optional(Type.String({ maxLength: 16_000, description: 'System prompt for the bot' })),
-    metadata: Type.Optional(
-      Type.Record(Type.String({ pattern: '^(?!_ve)[A-Za-z0-9_.-]{1,64}$' }), Type.Unknown(), {
-        maxProperties: 32,
-        additionalProperties: false,
-        description: 'Free data from the dispatch system, returned with the call (keys may not start with `_ve`)',
-      }),
-    ),
+    metadata: Type.Optional(CallMetadata),
   },
   { additionalProperties: false },
 );
@@ -67,27 +59,17 @@ const ListCallsQuery = Type.Object(
   {
     state: Type.Optional(CallState),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIST_LIMIT, default: DEFAULT_LIST_LIMIT })),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: '`nextCursor` of the previous page' })),
+    cursor: Type.Optional(ListCursor),
   },
   { additionalProperties: false },
 );
 
-const CallPage = Type.Object({ calls: Type.Array(CallSummary), nextCursor: Type.Optional(Type.String()) });
+const CallPage = Type.Object({ calls: Type.Array(CallSummary), nextCursor: Type.Optional(ListCursor) });
 
 const EndCallResponse = Type.Composite([CallSummary, Type.Object({ roomDeleted: Type.Boolean(), botStopped: Type.Boolean() })]);
 
-/** Canonical JSON (sorted keys), so the fingerprint does not depend on key order. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
 export function requestFingerprint(body: unknown): string {
-  return createHash('sha256').update(canonical(body ?? {})).digest('hex');
+  return createHash('sha256').update(canonicalJson(body ?? {})).digest('hex');
 }
 
 async function bestEffort(log: FastifyBaseLogger, what: string, op: () => Promise<unknown>): Promise<boolean> {
@@ -164,7 +146,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
         summary: 'Create a call: LiveKit room, caller token, bot',
         headers: CreateCallHeaders,
         body: CreateCallBody,
-        response: { 201: CreateCallResponse, ...errors(...COMMON_ERRORS, 409, 413, 415, 422, 502, 503) },
+        response: { 201: CreateCallResponse, ...errors(...WRITE_ERRORS, 409, 413, 415, 422, 502, 503) },
       },
     },
     async (request, reply) => {
@@ -220,7 +202,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
     };
     if (body.callerName !== undefined) metadata.callerName = body.callerName;
     const { call, created } = await store.createCall(
-      { callId, roomName: `call-${callId}`, metadata },
+      { callId, roomName: `call-${callId}`, metadata, owner: request.apiKeyName },
       key === undefined ? {} : { idempotencyKey: key },
     );
 
@@ -277,7 +259,9 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
     },
     async (request) => {
       const { state, limit, cursor } = request.query;
-      const page = await store.listCalls({ state, limit, before: cursor });
+      // Filtered by the store, not after it: every page is full and the cursor stays valid.
+      const owner = request.access?.admin === true ? undefined : (request.access?.name ?? '');
+      const page = await store.listCalls({ state, limit, before: cursor, owner });
       return { calls: page.calls.map(callSummary), nextCursor: page.nextCursor };
     },
   );
@@ -293,7 +277,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
       },
     },
     async (request) => {
-      const call = await loadCall(store, request.params.id);
+      const call = await loadCall(store, request.params.id, request.access);
       return callDetail(call, await store.listSegments(call.callId));
     },
   );
@@ -305,11 +289,11 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
         tags: ['calls'],
         summary: 'End a call: stop the bot, delete the room (idempotent; retry to finish a failed clean-up)',
         params: CallIdParams,
-        response: { 200: EndCallResponse, ...errors(...COMMON_ERRORS, 404, 502) },
+        response: { 200: EndCallResponse, ...errors(...WRITE_ERRORS, 404, 502) },
       },
     },
     async (request) => {
-      let call = await loadCall(store, request.params.id);
+      let call = await loadCall(store, request.params.id, request.access);
       if (call.state !== 'ended') {
         try {
           call = await store.updateCall(
@@ -320,7 +304,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
         } catch (err) {
           // Ended concurrently (webhook or another request): fine, clean up all the same.
           if (!(err instanceof VoiceError && err.code === 'VE_CALL_STATE_CONFLICT')) throw err;
-          call = await loadCall(store, call.callId);
+          call = await loadCall(store, call.callId, request.access);
         }
       }
       await stopRecordingWithBot(ctx, call, request.log);

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeEngine } from '../testing/fake-engine.ts';
-import { startHarness, type Harness } from '../testing/harness.ts';
+import { ADMIN_API_KEY, TEST_API_KEY_NAME, startHarness, type Harness } from '../testing/harness.ts';
 
 let h: Harness;
 const engine = new FakeEngine({ maxCalls: 7 });
@@ -59,7 +59,7 @@ describe('the live page', () => {
     // Events of a call the page never saw start are not a call running now.
     engine.emit('call-c', 'turn', { event: 'user_turn_complete', turnId: 1, probability: null, rule: 'silence', speechEndMs: 0, decidedAtMs: 3000 });
 
-    const res = await h.api('/v1/engine');
+    const res = await h.api('/v1/engine', { key: ADMIN_API_KEY });
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, any>;
     expect(body.capacity).toEqual(engine.capacity());
@@ -72,12 +72,27 @@ describe('the live page', () => {
     expect(body.simulatedCallers).toMatchObject({ callers: 0, failed: 0, responseLatencyMs: { count: 0, p50: null } });
   });
 
-  it('validates the number of simulated callers before placing any', async () => {
+  it('lists only its own running calls to a key without the admin scope', async () => {
+    await h.store.createCall({ callId: 'call-own', roomName: 'room-own', owner: TEST_API_KEY_NAME });
+    await h.store.createCall({ callId: 'call-other', roomName: 'room-other', owner: 'other' });
+    for (const callId of ['call-own', 'call-other']) engine.emit(callId, 'bot_status', { state: 'listening', joined: true });
+    const mine = (await (await h.api('/v1/engine')).json()) as { calls: { callId: string }[] };
+    expect(mine.calls.map((c) => c.callId)).toEqual(['call-own']);
+    const all = (await (await h.api('/v1/engine', { key: ADMIN_API_KEY })).json()) as { calls: { callId: string }[] };
+    expect(all.calls.map((c) => c.callId)).toEqual(['call-other', 'call-own', 'call-a']);
+  });
+
+  it('keeps the simulated callers to admin keys, and validates their number before placing any', async () => {
+    for (const method of ['POST', 'DELETE']) {
+      const res = await h.api('/v1/console/simulated-callers', { method, json: method === 'POST' ? { count: 1 } : undefined });
+      expect(res.status, method).toBe(403);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('VE_FORBIDDEN');
+    }
     for (const count of [0, 51, 1.5, 'many', null]) {
-      const res = await h.api('/v1/console/simulated-callers', { method: 'POST', json: { count } });
+      const res = await h.api('/v1/console/simulated-callers', { method: 'POST', json: { count }, key: ADMIN_API_KEY });
       expect(res.status, String(count)).toBe(400);
     }
-    const removed = await h.api('/v1/console/simulated-callers', { method: 'DELETE' });
+    const removed = await h.api('/v1/console/simulated-callers', { method: 'DELETE', key: ADMIN_API_KEY });
     expect(removed.status).toBe(200);
     expect(((await removed.json()) as any).simulatedCallers.callers).toBe(0);
   });

@@ -4,11 +4,13 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
+import type { Access } from '../access.ts';
 import type { EngineEvent } from '../../engine/events.ts';
+import { ownerOf } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { COMMON_ERRORS, errors } from '../schemas.ts';
+import { COMMON_ERRORS, WRITE_ERRORS, errors } from '../schemas.ts';
 import type { CallerFleet, FleetStats, PlacedCall } from '../console/simulated-callers.ts';
 
 /** What runs where, as `server/main.ts` started it; shown by `GET /v1/engine` and the live page. */
@@ -123,6 +125,8 @@ function finiteOrNull(value: number): number | null {
  */
 export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: ConsoleOptions): Promise<void> {
   const calls = new Map<string, LiveCall>();
+  /** Who created each call running now (`null`: not in the store), read once per call for keys without `admin`. */
+  const owners = new Map<string, string | null>();
   let fleetAuthorization: string | undefined;
 
   const inject = async (method: 'POST', url: string, payload: unknown): Promise<Record<string, unknown>> => {
@@ -154,6 +158,7 @@ export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: Cons
   const unsubscribe = ctx.engine.onEvent((event: EngineEvent) => {
     if (event.type === 'call_ended') {
       calls.delete(event.callId);
+      owners.delete(event.callId);
       return;
     }
     let call = calls.get(event.callId);
@@ -162,12 +167,39 @@ export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: Cons
       call = { callId: event.callId, startedAt: event.at, botState: 'listening', simulated: fleet?.has(event.callId) ?? false, turns: 0, lastResponseMs: null };
       calls.set(event.callId, call);
       // Oldest first in a Map: keep the newest MAX_LISTED_CALLS.
-      if (calls.size > MAX_LISTED_CALLS) calls.delete(calls.keys().next().value as string);
+      if (calls.size > MAX_LISTED_CALLS) {
+        const oldest = calls.keys().next().value as string;
+        calls.delete(oldest);
+        owners.delete(oldest);
+      }
     }
     if (event.type === 'bot_status') call.botState = event.data.state;
     if (event.type === 'turn' && event.data.event === 'user_turn_complete') call.turns++;
     if (event.type === 'latency' && event.data.responseMs !== null) call.lastResponseMs = event.data.responseMs;
   });
+
+  /** The calls running now that this key may see (its own, or all with `admin`), newest first. */
+  const visibleCalls = async (access: Access | undefined, log: FastifyBaseLogger): Promise<LiveCall[]> => {
+    const newestFirst = [...calls.values()].reverse();
+    if (access?.admin === true) return newestFirst;
+    const visible: LiveCall[] = [];
+    for (const call of newestFirst) {
+      let owner = owners.get(call.callId);
+      if (owner === undefined) {
+        try {
+          const record = await ctx.store.getCall(call.callId);
+          owner = record === null ? null : (ownerOf(record) ?? null);
+          owners.set(call.callId, owner);
+        } catch (err) {
+          // The store being down hides the call from this answer, not the whole page.
+          log.warn({ err, callId: call.callId }, 'could not read the owner of a running call');
+          continue;
+        }
+      }
+      if (owner !== null && owner === access?.name) visible.push(call);
+    }
+    return visible;
+  };
 
   let cpuPercent = 0;
   let lastCpu = process.cpuUsage();
@@ -233,7 +265,7 @@ export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: Cons
 
   app.get(
     '/v1/engine',
-    { schema: { tags: ['engine'], summary: 'Engine load, what runs where, and the calls running now', response: { 200: EngineBody, ...errors(...COMMON_ERRORS) } } },
+    { schema: { tags: ['engine'], summary: 'Engine load, what runs where, and the calls running now (this key\'s own unless it has `admin`)', response: { 200: EngineBody, ...errors(...COMMON_ERRORS) } } },
     async (request) => {
       let metrics: Record<string, number | null> = {};
       try {
@@ -247,20 +279,22 @@ export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: Cons
         metrics,
         runtime: runtime ?? null,
         offlineStandIns: runtime !== undefined && Object.values(runtime.providers).some((p) => p.kind === 'stand-in'),
-        calls: [...calls.values()].reverse(),
+        calls: await visibleCalls(request.access, request.log),
         simulatedCallers: fleetStats(),
       };
     },
   );
 
+  // The fleet is one per process and ends its calls with the key that last added to it: admin only.
   app.post<{ Body: Static<typeof AddSimulatedBody> }>(
     '/v1/console/simulated-callers',
     {
+      config: { admin: true },
       schema: {
         tags: ['engine'],
         summary: 'Add simulated callers: server-side LiveKit participants speaking synthesised sentences with pauses',
         body: AddSimulatedBody,
-        response: { 201: AddSimulatedResponse, ...errors(...COMMON_ERRORS, 502, 503) },
+        response: { 201: AddSimulatedResponse, ...errors(...WRITE_ERRORS, 502, 503) },
       },
     },
     async (request, reply) => {
@@ -278,10 +312,11 @@ export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: Cons
   app.delete(
     '/v1/console/simulated-callers',
     {
+      config: { admin: true },
       schema: {
         tags: ['engine'],
         summary: 'Hang up every simulated caller',
-        response: { 200: Type.Object({ simulatedCallers: FleetSchema }), ...errors(...COMMON_ERRORS) },
+        response: { 200: Type.Object({ simulatedCallers: FleetSchema }), ...errors(...WRITE_ERRORS) },
       },
     },
     async () => {

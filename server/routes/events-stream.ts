@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { EngineEvent } from '../../engine/events.ts';
-import { loadCall } from '../call-view.ts';
+import { canSee, loadCall } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { COMMON_ERRORS, CallIdParams, errors } from '../schemas.ts';
@@ -184,7 +184,7 @@ export async function eventsStreamRoutes(app: FastifyInstance, { ctx }: EventsSt
       },
     },
     async (request, reply) => {
-      const call = await loadCall(ctx.store, request.params.id);
+      const call = await loadCall(ctx.store, request.params.id, request.access);
       const header = request.headers['last-event-id'];
       const afterSeq = header !== undefined ? Number(header) : (request.query.afterSeq ?? -1);
 
@@ -256,7 +256,8 @@ export async function eventsStreamRoutes(app: FastifyInstance, { ctx }: EventsSt
       // Clients only listen; anything they send is ignored.
       socket.on('message', () => {});
       const call = await ctx.store.getCall(request.params.id);
-      if (call === null) {
+      // Another key's call closes the same way as a call that does not exist.
+      if (call === null || request.access === undefined || !canSee(request.access, call)) {
         socket.close(4404, 'VE_CALL_NOT_FOUND');
         return;
       }

@@ -6,8 +6,7 @@ import { assertNotEnded, loadCall } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
 import { stopRecordingWithBot } from './recording.ts';
 import { ApiError } from '../errors.ts';
-import { BotModeView, COMMON_ERRORS, CallIdParams, errors } from '../schemas.ts';
-import { IDENTITY_PATTERN } from './calls.ts';
+import { BotModeView, CallIdParams, ParticipantIdentity, WRITE_ERRORS, errors } from '../schemas.ts';
 
 export interface HandoffOptions extends Record<string, unknown> {
   ctx: AppContext;
@@ -18,7 +17,7 @@ const HandoffBody = Type.Object(
     botMode: Type.Union([Type.Literal('remove'), Type.Literal('transcriber')], {
       description: 'remove: the bot leaves; transcriber: it stays silent and keeps transcribing',
     }),
-    agentIdentity: Type.Optional(Type.String({ pattern: IDENTITY_PATTERN })),
+    agentIdentity: Type.Optional(ParticipantIdentity('LiveKit identity of the human dispatcher; generated when absent')),
     agentName: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   },
   { additionalProperties: false },
@@ -35,8 +34,9 @@ const HandoffResponse = Type.Object({
 });
 
 /**
- * `POST /v1/calls/:id/handoff`: a human agent takes over. Mints the agent's token, then removes the bot or
- * turns it into a silent transcriber, and moves the call to `human`. Repeating it mints another token.
+ * `POST /v1/calls/:id/handoff`: a human dispatcher takes over. Mints their token (role `dispatcher`), then
+ * removes the bot or turns it into a silent transcriber, and moves the call to `human`. Repeating it mints
+ * another token.
  */
 export async function handoffRoutes(app: FastifyInstance, { ctx }: HandoffOptions): Promise<void> {
   app.post<{ Params: CallIdParams; Body: Static<typeof HandoffBody> }>(
@@ -44,19 +44,19 @@ export async function handoffRoutes(app: FastifyInstance, { ctx }: HandoffOption
     {
       schema: {
         tags: ['calls'],
-        summary: 'Hand the call to a human agent',
+        summary: 'Hand the call to a human dispatcher',
         params: CallIdParams,
         body: HandoffBody,
-        response: { 200: HandoffResponse, ...errors(...COMMON_ERRORS, 404, 409, 413, 415, 502) },
+        response: { 200: HandoffResponse, ...errors(...WRITE_ERRORS, 404, 409, 413, 415, 502) },
       },
     },
     async (request) => {
       const { botMode, agentName } = request.body;
-      const call = await loadCall(ctx.store, request.params.id);
+      const call = await loadCall(ctx.store, request.params.id, request.access);
       assertNotEnded(call);
-      const agentIdentity = request.body.agentIdentity ?? `agent-${randomUUID()}`;
+      const agentIdentity = request.body.agentIdentity ?? `dispatcher-${randomUUID()}`;
       const minted = await ctx.livekit.mintToken({
-        role: 'agent',
+        role: 'dispatcher',
         roomName: call.roomName,
         identity: agentIdentity,
         name: agentName,

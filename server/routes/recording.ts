@@ -1,10 +1,11 @@
 import { join, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Access } from '../access.ts';
 import { assertNotEnded, loadCall } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { COMMON_ERRORS, CallIdParams, Recording, errors } from '../schemas.ts';
+import { CallIdParams, Recording, WRITE_ERRORS, errors } from '../schemas.ts';
 import type { CallRecord } from '../store/call-store.ts';
 
 export interface RecordingOptions extends Record<string, unknown> {
@@ -53,7 +54,9 @@ export async function recordingRoutes(app: FastifyInstance, { ctx }: RecordingOp
   // Two concurrent starts for one call would both find "nothing running"; this keeps one in flight.
   const busy = new Set<string>();
 
-  async function exclusive<T>(callId: string, op: () => Promise<T>): Promise<T> {
+  async function exclusive<T>(callId: string, access: Access | undefined, op: () => Promise<T>): Promise<T> {
+    // 404 for another key's call before anything else, "in progress" included, says it exists.
+    await loadCall(store, callId, access);
     if (busy.has(callId)) throw new ApiError('VE_RECORDING_ACTIVE', 'another recording request for this call is in progress');
     busy.add(callId);
     try {
@@ -68,15 +71,15 @@ export async function recordingRoutes(app: FastifyInstance, { ctx }: RecordingOp
     summary,
     params: CallIdParams,
     ...extra,
-    response: { 200: RecordingResponse, ...errors(...COMMON_ERRORS, 404, 409, 502, 503) },
+    response: { 200: RecordingResponse, ...errors(...WRITE_ERRORS, 404, 409, 502, 503) },
   });
 
   app.post<{ Params: CallIdParams }>(
     '/v1/calls/:id/recording/start',
     { schema: routeSchema('Start the engine-side WAV recording') },
     async (request) =>
-      exclusive(request.params.id, async () => {
-        const call = await loadCall(store, request.params.id);
+      exclusive(request.params.id, request.access, async () => {
+        const call = await loadCall(store, request.params.id, request.access);
         assertNotEnded(call);
         if (isRunning(call)) throw new ApiError('VE_RECORDING_ACTIVE');
         const startedAt = new Date().toISOString();
@@ -97,8 +100,8 @@ export async function recordingRoutes(app: FastifyInstance, { ctx }: RecordingOp
     '/v1/calls/:id/recording/stop',
     { schema: routeSchema('Stop the engine-side WAV recording') },
     async (request) =>
-      exclusive(request.params.id, async () => {
-        const call = await loadCall(store, request.params.id);
+      exclusive(request.params.id, request.access, async () => {
+        const call = await loadCall(store, request.params.id, request.access);
         if (!isRunning(call) || call.recording?.egressId !== undefined || call.state === 'ended' || call.botMode === 'removed') {
           throw new ApiError('VE_RECORDING_NOT_ACTIVE');
         }
@@ -119,8 +122,8 @@ export async function recordingRoutes(app: FastifyInstance, { ctx }: RecordingOp
     '/v1/calls/:id/egress',
     { schema: routeSchema('Start or stop LiveKit egress (needs the LiveKit egress service)', { body: EgressBody }) },
     async (request) =>
-      exclusive(request.params.id, async () => {
-        const call = await loadCall(store, request.params.id);
+      exclusive(request.params.id, request.access, async () => {
+        const call = await loadCall(store, request.params.id, request.access);
         if (request.body.action === 'start') {
           assertNotEnded(call);
           if (isRunning(call)) throw new ApiError('VE_RECORDING_ACTIVE');

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { WebhookEvent } from 'livekit-server-sdk';
 import { VoiceError } from '../../engine/errors.ts';
+import { isBotIdentity } from '../../engine/transport/bot-identity.ts';
 import { callerIdentityOf } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -28,13 +29,17 @@ export function callIdFromRoom(roomName: string | undefined): string | undefined
   return /^[A-Za-z0-9_-]{1,64}$/.test(callId) ? callId : undefined;
 }
 
+/**
+ * The role attribute of tokens minted here says who joined; the engine's bot is a LiveKit agent with a
+ * reserved identity. A participant with neither (a token minted elsewhere) is recorded as an observer.
+ */
 function roleOf(call: CallRecord, participant: NonNullable<WebhookEvent['participant']>): ParticipantRole {
   const attribute = participant.attributes?.[ROLE_ATTRIBUTE];
-  if (attribute === 'caller' || attribute === 'agent' || attribute === 'observer') return attribute;
-  if (attribute === 'bot' || participant.kind === PARTICIPANT_KIND_AGENT) return 'bot';
+  if (attribute === 'caller' || attribute === 'dispatcher' || attribute === 'observer') return attribute;
+  if (attribute === 'bot' || participant.kind === PARTICIPANT_KIND_AGENT || isBotIdentity(participant.identity)) return 'bot';
   if (participant.identity === callerIdentityOf(call)) return 'caller';
-  if (participant.identity.startsWith('agent-')) return 'agent';
-  return 'bot';
+  if (participant.identity.startsWith('dispatcher-')) return 'dispatcher';
+  return 'observer';
 }
 
 function isStateConflict(err: unknown): boolean {

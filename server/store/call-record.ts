@@ -21,8 +21,8 @@ import { isEventType } from '../../engine/events.ts';
 
 const CALL_STATES: readonly CallState[] = ['created', 'active', 'human', 'ended'];
 const BOT_MODES = ['active', 'transcriber', 'removed'];
-const ROLES = ['caller', 'bot', 'agent', 'observer'];
-const SPEAKERS = ['caller', 'bot', 'agent'];
+const ROLES = ['caller', 'bot', 'dispatcher', 'observer'];
+const SPEAKERS = ['caller', 'bot', 'dispatcher'];
 
 /** Normalises to `toISOString()` form so string comparison stays time order. */
 export function isoTime(value: string | Date | undefined, field: string, fallback?: Date): string {
@@ -83,6 +83,7 @@ export function newCallRecord(input: NewCall, idempotencyKey: string | undefined
     rev: 1,
   };
   if (idempotencyKey !== undefined) record.idempotencyKey = requireString(idempotencyKey, 'idempotencyKey');
+  if (input.owner !== undefined) record.owner = requireString(input.owner, 'owner');
   if (input.recording !== undefined) record.recording = { ...input.recording };
   return record;
 }

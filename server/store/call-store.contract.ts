@@ -149,6 +149,36 @@ export function describeCallStoreContract(name: string, factory: StoreFactory): 
       expect(await codeOf(store.listCalls({ limit: 0 }))).toBe('VE_STORE_INVALID_INPUT');
     });
 
+    it('lists one owner\'s calls in full pages, with the state filter and cursor, and keeps the owner', async () => {
+      const store = await open();
+      const base = Date.parse('2024-06-01T00:00:00.000Z');
+      // Owners interleaved, so a page filtered after fetching would come back short.
+      for (let i = 0; i < 12; i++) {
+        const owner = i % 3 === 0 ? 'alice' : i % 3 === 1 ? 'bob' : undefined;
+        await store.createCall({ callId: `o-${String(i).padStart(2, '0')}`, roomName: `r-${i}`, createdAt: new Date(base + i * 1000).toISOString(), owner, state: i % 2 === 0 ? 'ended' : 'active' });
+      }
+      expect((await store.getCall('o-00'))?.owner).toBe('alice');
+      expect((await store.getCall('o-02'))?.owner).toBeUndefined();
+
+      const pages: string[][] = [];
+      let before: string | undefined;
+      do {
+        const page = await store.listCalls({ owner: 'alice', limit: 2, before });
+        pages.push(page.calls.map((c) => c.callId));
+        before = page.nextCursor;
+      } while (before !== undefined && pages.length < 10);
+      expect(pages).toEqual([['o-09', 'o-06'], ['o-03', 'o-00']]);
+
+      const endedBob = await store.listCalls({ owner: 'bob', state: 'ended', limit: 1 });
+      expect(endedBob.calls.map((c) => c.callId)).toEqual(['o-10']);
+      const more = await store.listCalls({ owner: 'bob', state: 'ended', limit: 1, before: endedBob.nextCursor });
+      expect(more.calls.map((c) => c.callId)).toEqual(['o-04']);
+      expect(more.nextCursor).toBeUndefined();
+      expect((await store.listCalls({ owner: 'nobody' })).calls).toEqual([]);
+      // Other changes keep the owner.
+      expect((await store.updateCall('o-00', { state: 'human' })).owner).toBe('alice');
+    });
+
     it('updates a call: fields, shallow metadata merge with null delete, recording merge, rev and updatedAt', async () => {
       const store = await open();
       const { call } = await store.createCall({ callId: 'u1', roomName: 'r', metadata: { a: 1, b: 2 } });

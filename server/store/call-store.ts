@@ -19,9 +19,10 @@ export type CallState = 'created' | 'active' | 'human' | 'ended';
 /** What the bot does in the room: speaks, only transcribes (after a human took over), or has left. */
 export type BotMode = 'active' | 'transcriber' | 'removed';
 
-export type ParticipantRole = 'caller' | 'bot' | 'agent' | 'observer';
+/** `dispatcher`: a human who took the call over (handoff). */
+export type ParticipantRole = 'caller' | 'bot' | 'dispatcher' | 'observer';
 
-export type Speaker = 'caller' | 'bot' | 'agent';
+export type Speaker = 'caller' | 'bot' | 'dispatcher';
 
 export interface CallParticipant {
   /** LiveKit participant identity. At most one entry per identity is "present" (no `leftAt`) at a time. */
@@ -75,6 +76,8 @@ export interface CallRecord {
   latencies: TurnLatency[];
   /** The key the call was created with, if any. */
   idempotencyKey?: string;
+  /** Who created the call (the API key's name); `listCalls({ owner })` returns only theirs. Never changes. */
+  owner?: string;
   recording?: RecordingInfo;
   /** Incremented by every change; usable as an ETag. Starts at 1. */
   rev: number;
@@ -92,6 +95,7 @@ export interface NewCall {
   participants?: CallParticipant[];
   metadata?: Record<string, unknown>;
   recording?: RecordingInfo;
+  owner?: string;
 }
 
 /**
@@ -139,6 +143,8 @@ export type CallEvent = EngineEvent;
 
 export interface ListCallsQuery {
   state?: CallState;
+  /** Only calls created with this `owner` (calls without one never match). */
+  owner?: string;
   /** 1..MAX_LIST_LIMIT; default DEFAULT_LIST_LIMIT. */
   limit?: number;
   /** `nextCursor` of a previous page; returns calls created strictly before it. */

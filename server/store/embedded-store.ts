@@ -5,7 +5,7 @@
  * process crash; pass `synchronous: 'full'` to fsync every commit.
  *
  * Whole records are kept as JSON in `doc`; the indexed columns beside it exist only for the queries
- * (`callId`, `(state, createdAt)`, idempotency key, `(callId, seq)`). The API is async to match the
+ * (`callId`, `(state, createdAt)`, idempotency key, `(callId, seq)`; the owner is indexed as an expression on `doc`). The API is async to match the
  * contract; the work is synchronous and short (indexed single-row statements).
  */
 import { mkdirSync } from 'node:fs';
@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_created ON calls (created_at, call_id);
 CREATE INDEX IF NOT EXISTS calls_state_created ON calls (state, created_at, call_id);
+-- An index on the expression, not a column: databases created before owners existed need no migration.
+CREATE INDEX IF NOT EXISTS calls_owner_created ON calls (json_extract(doc, '$.owner'), created_at, call_id);
 CREATE TABLE IF NOT EXISTS events (
   event_id TEXT PRIMARY KEY,
   call_id TEXT NOT NULL,
@@ -236,6 +238,11 @@ export class EmbeddedCallStore implements CallStore {
     if (query.state !== undefined) {
       where.push('state = ?');
       params.push(query.state);
+    }
+    if (query.owner !== undefined) {
+      // Written exactly as in calls_owner_created so that SQLite uses that index.
+      where.push("json_extract(doc, '$.owner') = ?");
+      params.push(query.owner);
     }
     if (query.before !== undefined) {
       const cursor = decodeCursor(query.before);

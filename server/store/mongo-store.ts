@@ -200,6 +200,7 @@ export class MongoCallStore implements CallStore {
     // multi-index createIndexes names indexes that already exist, i.e. on every restart.
     await this.#calls.createIndex({ createdAt: -1, _id: -1 }, { name: 'createdAt_callId' });
     await this.#calls.createIndex({ state: 1, createdAt: -1, _id: -1 }, { name: 'state_createdAt_callId' });
+    await this.#calls.createIndex({ owner: 1, createdAt: -1, _id: -1 }, { name: 'owner_createdAt_callId' });
     await this.#events.createIndex({ callId: 1, seq: 1 }, { name: 'callId_seq' });
     await this.#segments.createIndex({ callId: 1, segmentId: 1 }, { name: 'callId_segmentId', unique: true });
     await this.#segments.createIndex({ callId: 1, seq: 1 }, { name: 'callId_seq' });
@@ -321,6 +322,7 @@ export class MongoCallStore implements CallStore {
     if (query.state !== undefined) checkState(query.state);
     const filter: Filter<CallDoc> = {};
     if (query.state !== undefined) filter.state = query.state;
+    if (query.owner !== undefined) filter.owner = query.owner;
     if (query.before !== undefined) {
       const cursor = decodeCursor(query.before);
       filter.$or = [{ createdAt: { $lt: cursor.createdAt } }, { createdAt: cursor.createdAt, _id: { $lt: cursor.callId } }];

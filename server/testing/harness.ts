@@ -11,9 +11,21 @@ import { EmbeddedCallStore } from '../store/embedded-store.ts';
 import { Outbox } from '../store/outbox.ts';
 import { FakeEngine } from './fake-engine.ts';
 
-/** API keys every harness accepts: `Authorization: Bearer ${TEST_API_KEY}`. */
+/** API keys every harness accepts: `Authorization: Bearer ${TEST_API_KEY}`, the default scope (`calls`). */
 export const TEST_API_KEY = 'test-key-0123456789abcdef';
 export const TEST_API_KEY_NAME = 'tester';
+/** Another dispatch system (scope `calls`): must not see the tester's calls, nor they its. */
+export const OTHER_API_KEY = 'other-key-0123456789abcdef';
+export const OTHER_API_KEY_NAME = 'other';
+/** Scope `read`: GETs its own calls, every other method 403. */
+export const READ_API_KEY = 'read-key-0123456789abcdef';
+export const READ_API_KEY_NAME = 'reader';
+/** Scope `admin`: every call, and the console's simulated callers. */
+export const ADMIN_API_KEY = 'admin-key-0123456789abcdef';
+export const ADMIN_API_KEY_NAME = 'operator';
+/** Scopes `read+admin`: reads every call, changes nothing. */
+export const MONITOR_API_KEY = 'monitor-key-0123456789abcdef';
+export const MONITOR_API_KEY_NAME = 'monitor';
 /** A second key with a tiny rate limit, for rate-limit tests. */
 export const LIMITED_API_KEY = 'limited-key-0123456789abcdef';
 export const LIMITED_API_KEY_NAME = 'limited';
@@ -38,8 +50,8 @@ export interface Harness {
   outbox: Outbox;
   engine: FakeEngine;
   livekit: LiveKitGateway;
-  /** fetch() against the app with the test API key. */
-  api(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  /** fetch() against the app with `key` (default: the test API key) unless `init.headers` has an authorization. */
+  api(path: string, init?: RequestInit & { json?: unknown; key?: string }): Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -54,7 +66,14 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     LOG_LEVEL: 'silent',
     HOST: '127.0.0.1',
     PORT: String(options.port ?? 0),
-    API_KEYS: `${TEST_API_KEY}:${TEST_API_KEY_NAME},${LIMITED_API_KEY}:${LIMITED_API_KEY_NAME}`,
+    API_KEYS: [
+      `${TEST_API_KEY}:${TEST_API_KEY_NAME}`,
+      `${LIMITED_API_KEY}:${LIMITED_API_KEY_NAME}`,
+      `${OTHER_API_KEY}:${OTHER_API_KEY_NAME}:calls`,
+      `${READ_API_KEY}:${READ_API_KEY_NAME}:read`,
+      `${ADMIN_API_KEY}:${ADMIN_API_KEY_NAME}:admin`,
+      `${MONITOR_API_KEY}:${MONITOR_API_KEY_NAME}:read+admin`,
+    ].join(','),
     RATE_LIMIT_MAX: '100000',
     RATE_LIMIT_OVERRIDES: `${LIMITED_API_KEY_NAME}=${LIMITED_MAX}`,
     LIVEKIT_URL: options.livekit.url,
@@ -86,7 +105,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     livekit,
     async api(path, init = {}) {
       const headers = new Headers(init.headers);
-      if (!headers.has('authorization')) headers.set('authorization', `Bearer ${TEST_API_KEY}`);
+      if (!headers.has('authorization')) headers.set('authorization', `Bearer ${init.key ?? TEST_API_KEY}`);
       let body = init.body;
       if (init.json !== undefined) {
         headers.set('content-type', 'application/json');
