@@ -185,6 +185,11 @@ export class MediaEngine {
     return this.#pool.workerOf(callId);
   }
 
+  /** Each media worker: whether it serves calls now, how many it holds, how often it was restarted. */
+  workerStats(): ReturnType<MediaPool['stats']>['workers'] {
+    return this.#pool.stats().workers;
+  }
+
   /** Test hook: kills a media worker thread (needs `allowFaultInjection`). */
   crashWorker(workerId: number): void {
     this.#pool.crashWorker(workerId);
