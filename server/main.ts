@@ -118,6 +118,7 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       maxCalls: config.engine.maxCalls,
       call: {
         interruption: { minSpeechMs: config.bargeIn.minSpeechMs, minWords: config.bargeIn.minWords, falseInterruptionTimeoutMs: config.bargeIn.resumeMs },
+        sttOutageMaxMs: config.engine.sttOutageMaxMs,
       },
       onListenerError: (error) => app?.log.warn({ err: error }, 'engine event listener failed'),
     });
