@@ -225,6 +225,7 @@ export class VoiceEngine implements CallEngine {
       turn_decision_latency_p95_ms: m.stopToTurnDecisionMs.p95,
       input_dropped_samples_total: m.droppedSamples,
       worker_restarts_total: m.workerRestarts,
+      media_workers_down: m.workersDown,
       provider_errors_total: this.#counters.providerErrors,
       interruptions_total: this.#counters.interruptions,
       smart_turn_requests_total: m.smartTurn.requests,

@@ -253,6 +253,10 @@ export class VoiceCall {
       case 'input_overflow':
         this.events.emit('error', { stage: 'media', code: 'VE_INPUT_OVERFLOW', droppedSamples: event.droppedSamples, recovered: true });
         break;
+      case 'media_failed':
+        this.events.emit('error', { stage: 'media', code: event.code, message: event.message, recovered: false });
+        this.events.emit('end_call_requested', { reason: event.reason });
+        break;
       case 'vad_probability':
         break;
     }
