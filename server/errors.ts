@@ -42,6 +42,11 @@ export const ERROR_CATALOGUE = {
   VE_NOT_READY: { status: 503, retryable: true, message: 'The service is not ready' },
   VE_CLOSED: { status: 503, retryable: true, message: 'The service is shutting down' },
   VE_CONFIG_INVALID: { status: 500, retryable: false, message: 'The configuration is invalid' },
+  // Engine codes (in a call's `error` events, or behind VE_BOT_START_FAILED); see ERRORS.md.
+  VE_BOT_START_CANCELLED: { status: 409, retryable: false, message: 'The bot was stopped while it was starting' },
+  VE_NO_MEDIA_WORKER: { status: 503, retryable: true, message: 'No media worker is running' },
+  VE_MEDIA_CRASHED: { status: 500, retryable: false, message: "The media workers died twice on this call's audio" },
+  VE_STT_UNAVAILABLE: { status: 503, retryable: true, message: 'The speech recogniser cannot be reached; reconnecting' },
 } as const satisfies Record<string, { status: number; retryable: boolean; message: string }>;
 
 export type ApiErrorCode = keyof typeof ERROR_CATALOGUE;
