@@ -113,7 +113,7 @@ class DeepgramSttStream implements SttStream {
   /** When the last working connection was lost (or the first attempt failed); unset while connected. */
   private outageStartedMs: number | undefined;
   private unavailableReported = false;
-  /** Whether the current connection has proved itself (see STABLE_CONNECTION_MS). */
+  /** Whether the current connection has proved itself: it delivered a result, or stayed open (STABLE_CONNECTION_MS). */
   private proven = false;
   private readonly chunks: BufferedChunk[] = [];
   private pushedSamples = 0;
@@ -123,8 +123,6 @@ class DeepgramSttStream implements SttStream {
   private connectionBaseSamples = 0;
   private finalizePending = false;
   private openedAtMs = 0;
-  /** Whether the current connection delivered a result: proof that it really works. */
-  private heardFromServer = false;
   private lastSendMs = 0;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
@@ -231,7 +229,6 @@ class DeepgramSttStream implements SttStream {
     if (generation !== this.generation || this.state !== 'connecting') return;
     this.state = 'open';
     this.openedAtMs = Date.now();
-    this.heardFromServer = false;
     this.proven = false;
     this.stableTimer = setTimeout(() => this.onProven(generation), STABLE_CONNECTION_MS);
     // Timestamps of this connection count from the first unsettled sample, which is replayed first.
@@ -261,7 +258,6 @@ class DeepgramSttStream implements SttStream {
     if (generation !== this.generation) return;
     const m = msg as { type?: string };
     if (m.type !== 'Results') return;
-    this.heardFromServer = true;
     this.onProven(generation);
     const r = msg as ResultsMessage;
     const alt = r.channel?.alternatives?.[0];
@@ -314,7 +310,7 @@ class DeepgramSttStream implements SttStream {
     const policy = this.config.reconnect ?? {};
     // Only a connection that proved itself resets the attempts and ends an outage, so a server that
     // accepts and drops at once is an outage that goes on, not a string of short ones.
-    const wasWorking = this.state === 'open' && (this.proven || this.heardFromServer || Date.now() - this.openedAtMs >= STABLE_CONNECTION_MS);
+    const wasWorking = this.state === 'open' && (this.proven || Date.now() - this.openedAtMs >= STABLE_CONNECTION_MS);
     if (wasWorking) this.failedAttempts = 0;
     this.failedAttempts++;
     const now = Date.now();
