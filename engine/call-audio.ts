@@ -14,6 +14,8 @@ export type MediaEvent =
   | { type: 'worker_restarted'; fromWorkerId: number; toWorkerId: number; reason: string }
   | { type: 'smart_turn_error'; code: string; message: string }
   | { type: 'input_overflow'; droppedSamples: number }
+  /** The media workers no longer serve this call (its audio crashed them, or none is left): it must end. */
+  | { type: 'media_failed'; code: string; message: string; reason: string }
   | TurnEvent;
 
 export type MediaEventListener = (event: MediaEvent) => void;
@@ -112,6 +114,10 @@ export class CallAudio {
 
   handleWorkerRestarted(fromWorkerId: number, toWorkerId: number, reason: string): void {
     this.#emit({ type: 'worker_restarted', fromWorkerId, toWorkerId, reason });
+  }
+
+  handleMediaFailed(code: string, message: string, reason: string): void {
+    this.#emit({ type: 'media_failed', code, message, reason });
   }
 
   #apply(step: TurnStep): void {

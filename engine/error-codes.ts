@@ -18,7 +18,8 @@ export const ENGINE_ERROR_CATALOGUE = {
   VE_SMART_TURN_TIMEOUT: { stage: 'smart_turn', meaning: 'The Smart Turn model did not answer in time; the silence rule decides that turn.' },
   VE_SMART_TURN_INPUT: { stage: 'smart_turn', meaning: 'The Smart Turn features had the wrong shape (a bug); the silence rule decides that turn.' },
   VE_INPUT_OVERFLOW: { stage: 'media', meaning: 'The caller\'s audio arrived faster than the media worker consumed it; `droppedSamples` were lost.' },
-  VE_MEDIA_CRASHED: { stage: 'media', meaning: 'The call\'s audio crashed media workers repeatedly; the call was ended instead of crashing another worker.' },
+  VE_MEDIA_CRASHED: { stage: 'media', meaning: 'Two media workers died while processing this call\'s audio; the call ends with reason `media_crashed` instead of being re-homed to crash a third.' },
+  VE_NO_MEDIA_WORKER: { stage: 'media', meaning: 'Every media worker is down for good (restarts capped); the call ends with reason `media_unavailable`.' },
   VE_LIVEKIT_RECONNECTED: { stage: 'transport', meaning: 'The bot\'s room connection dropped and was rebuilt (`downMs` of audio may be missing).' },
   VE_ENGINE_INTERNAL: { stage: 'media', meaning: 'An uncatalogued error (a bug); the message says what it was.' },
 } as const satisfies Record<string, { stage: ErrorStage; meaning: string }>;

@@ -111,7 +111,10 @@ export interface HandoffRequestedEventData {
 }
 
 export interface EndCallRequestedEventData {
-  turnId: number;
+  /** Becomes the `call_ended` reason: `bot_ended` (the bot said goodbye), `stt_unavailable`, `media_crashed`, `media_unavailable`. */
+  reason: string;
+  /** The user turn whose reply ended the call, when a reply did. */
+  turnId?: number;
 }
 
 export interface WorkerRestartedEventData {

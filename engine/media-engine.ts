@@ -4,7 +4,7 @@
  * into rings and events out; every model runs in a worker.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { MediaPool } from './pool/media-pool.ts';
+import { MediaPool, type MediaPoolStats, type WorkerRestartPolicy } from './pool/media-pool.ts';
 import { SmartTurnPool } from './pool/smart-turn-pool.ts';
 import { CallAudio } from './call-audio.ts';
 import { LatencyRecorder } from './metrics/latency-recorder.ts';
@@ -37,6 +37,8 @@ export interface MediaEngineOptions {
   /** See MediaWorkerSettings.skipDigitalSilence. */
   vadSkipDigitalSilence: boolean;
   allowFaultInjection: boolean;
+  /** Restart backoff and cap of the media workers (see WorkerRestartPolicy). */
+  workerRestart: Partial<WorkerRestartPolicy>;
   onListenerError?: (callId: string, error: unknown) => void;
 }
 
@@ -58,6 +60,7 @@ export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
   vadBatchWindowMs: 20,
   vadSkipDigitalSilence: true,
   allowFaultInjection: false,
+  workerRestart: {},
 };
 
 const EVENT_LOOP_RESOLUTION_MS = 10;
@@ -68,6 +71,8 @@ export interface MediaEngineMetrics {
   stopToTurnDecisionMs: { count: number; p50: number; p95: number; p99: number; max: number };
   droppedSamples: number;
   workerRestarts: number;
+  /** Media workers that died more often than the restart policy allows and stay down. */
+  workersDown: number;
   smartTurn: { requests: number; batches: number; failures: number; timeouts: number; superseded: number; queued: number; inFlight: number };
   vadBatches: number;
   vadMeanBatchSize: number;
@@ -84,7 +89,6 @@ export class MediaEngine {
   #frameLatency = new LatencyRecorder();
   #decisionLatency = new LatencyRecorder();
   #eventLoop: ReturnType<typeof monitorEventLoopDelay>;
-  #workerRestarts = 0;
   #droppedOfClosedCalls = 0;
   #vadBatches = 0;
   #vadWindows = 0;
@@ -107,13 +111,16 @@ export class MediaEngine {
           skipDigitalSilence: options.vadSkipDigitalSilence,
           allowFaultInjection: options.allowFaultInjection,
         },
+        restart: options.workerRestart,
       },
       {
         onMessage: (workerId, message) => this.#onWorkerMessage(workerId, message),
         onWorkerRestarted: (callIds, from, to, error) => {
-          this.#workerRestarts++;
           for (const callId of callIds) this.#calls.get(callId)?.handleWorkerRestarted(from, to, error.message);
         },
+        onCallFailed: (callId, failure) => this.#calls.get(callId)?.handleMediaFailed(failure.code, failure.message, failure.reason),
+        // Reported through metrics (workersDown); each call it held was re-homed or failed on its own.
+        onWorkerDown: () => {},
       },
     );
     this.#turnPool = new SmartTurnPool({
@@ -185,9 +192,29 @@ export class MediaEngine {
     return this.#pool.workerOf(callId);
   }
 
+  /** Each media worker (live, down for good, calls, restarts) and the calls waiting for one. */
+  poolStats(): MediaPoolStats {
+    return this.#pool.stats();
+  }
+
   /** Test hook: kills a media worker thread (needs `allowFaultInjection`). */
   crashWorker(workerId: number): void {
     this.#pool.crashWorker(workerId);
+  }
+
+  /** Test hook: the next `count` starts of a media worker fail (needs `allowFaultInjection`). */
+  failWorkerStarts(workerId: number, count: number): void {
+    this.#pool.failWorkerStarts(workerId, count);
+  }
+
+  /** Test hook: a media worker blocks its thread this long (needs `allowFaultInjection`). */
+  stallWorker(workerId: number, durationMs: number): void {
+    this.#pool.stallWorker(workerId, durationMs);
+  }
+
+  /** Test hook: a worker processing this call's audio dies, on any worker (needs `allowFaultInjection`). */
+  crashOnCallAudio(callId: string): void {
+    this.#pool.crashOnCallAudio(callId);
   }
 
   #onWorkerMessage(_workerId: number, message: FromWorker): void {
@@ -225,12 +252,14 @@ export class MediaEngine {
   metrics(): MediaEngineMetrics {
     let dropped = this.#droppedOfClosedCalls;
     for (const call of this.#calls.values()) dropped += call.droppedSamples();
+    const workers = this.#pool.stats().workers;
     return {
       calls: this.#calls.size,
       frameLatencyMs: this.#frameLatency.summary(),
       stopToTurnDecisionMs: this.#decisionLatency.summary(),
       droppedSamples: dropped,
-      workerRestarts: this.#workerRestarts,
+      workerRestarts: workers.reduce((sum, w) => sum + w.restarts, 0),
+      workersDown: workers.filter((w) => w.down).length,
       smartTurn: this.#turnPool.stats(),
       vadBatches: this.#vadBatches,
       vadMeanBatchSize: this.#vadBatches === 0 ? 0 : this.#vadWindows / this.#vadBatches,

@@ -7,6 +7,7 @@ import { AccessToken } from 'livekit-server-sdk';
 import type { CallEngine, EngineCapacity, StartBotRequest } from './call-engine.ts';
 import type { BotMode, EngineEvent, EngineEventListener } from './events.ts';
 import { MediaEngine } from './media-engine.ts';
+import type { CallAudio } from './call-audio.ts';
 import { VoiceCall, type VoiceCallSettings } from './call/voice-call.ts';
 import { CallEvents } from './call/call-events.ts';
 import { CallRecorder } from './call/call-recorder.ts';
@@ -36,6 +37,19 @@ interface HostedCall {
   unsubscribe: () => void;
 }
 
+/** A bot whose start is in flight; `stopBot` marks it cancelled and waits for it to unwind. */
+interface PendingStart {
+  cancelled: boolean;
+  settled: Promise<void>;
+}
+
+/** `stopBot` (or engine close) arrived while the bot was still joining: the start undid itself. */
+export class BotStartCancelledError extends VoiceError {
+  constructor(callId: string) {
+    super('VE_BOT_START_CANCELLED', `the bot of call ${callId} was stopped while it was starting`, { status: 409 });
+  }
+}
+
 export class CallNotFoundError extends VoiceError {
   constructor(callId: string) {
     super('VE_CALL_NOT_FOUND', `no bot is running for call ${callId}`, { status: 404 });
@@ -45,7 +59,7 @@ export class CallNotFoundError extends VoiceError {
 export class VoiceEngine implements CallEngine {
   readonly options: VoiceEngineOptions;
   #calls = new Map<string, HostedCall>();
-  #starting = new Set<string>();
+  #starting = new Map<string, PendingStart>();
   #listeners = new Set<EngineEventListener>();
   #counters = { providerErrors: 0, callsStarted: 0, callsEnded: 0, interruptions: 0, listenerErrors: 0 };
   #closed = false;
@@ -62,12 +76,17 @@ export class VoiceEngine implements CallEngine {
   async startBot(req: StartBotRequest): Promise<void> {
     if (this.#calls.has(req.callId) || this.#starting.has(req.callId)) return;
     if (!this.capacity().acceptingCalls) throw new VoiceError('VE_AT_CAPACITY', 'the engine is at capacity', { status: 503, retryable: true });
-    this.#starting.add(req.callId);
-    const media = this.options.media.openCall(req.callId, { inputSampleRate: CALLER_SAMPLE_RATE });
+    let settle!: () => void;
+    const start: PendingStart = { cancelled: false, settled: new Promise<void>((resolve) => (settle = resolve)) };
+    this.#starting.set(req.callId, start);
+    let media: CallAudio | null = null;
+    let transport: LiveKitTransport | null = null;
     let voice: VoiceCall | null = null;
     let hosted: HostedCall | null = null;
+    // Every path out of here releases the capacity slot: a failed or cancelled start leaves nothing behind.
     try {
-      const transport = await LiveKitTransport.connect(
+      media = this.options.media.openCall(req.callId, { inputSampleRate: CALLER_SAMPLE_RATE });
+      transport = await LiveKitTransport.connect(
         {
           ...this.options.transport,
           url: this.options.livekit.url,
@@ -83,6 +102,9 @@ export class VoiceEngine implements CallEngine {
           onReconnected: (downMs) => voice?.events.emit('error', { stage: 'transport', code: 'VE_LIVEKIT_RECONNECTED', downMs: Math.round(downMs), recovered: true }),
         },
       );
+      // Stopped while joining: joining is not abortable, so leave the room again (the caller of
+      // stopBot waits for this, so a room it deletes next is not re-created by the bot).
+      if (start.cancelled) throw new BotStartCancelledError(req.callId);
       const events = new CallEvents(req.callId, (error) => this.#listenerError(error));
       voice = new VoiceCall({
         callId: req.callId,
@@ -100,11 +122,13 @@ export class VoiceEngine implements CallEngine {
       void transport.setBotState('listening').catch(() => {});
       events.emit('bot_status', { state: 'listening', joined: true, providers: this.providerLabels() });
     } catch (error) {
-      await voice?.close();
-      await media.close();
+      await voice?.close().catch(() => {});
+      await transport?.close().catch(() => {});
+      await media?.close().catch(() => {});
       throw error;
     } finally {
       this.#starting.delete(req.callId);
+      settle();
     }
   }
 
@@ -129,7 +153,6 @@ export class VoiceEngine implements CallEngine {
   #onCallEvent(event: EngineEvent): void {
     if (event.type === 'error') this.#counters.providerErrors++;
     if (event.type === 'interruption' && event.data.event === 'interrupted') this.#counters.interruptions++;
-    if (event.type === 'end_call_requested') void this.#end(event.callId, 'bot_ended');
     for (const listener of this.#listeners) {
       try {
         listener(event);
@@ -137,6 +160,9 @@ export class VoiceEngine implements CallEngine {
         this.#listenerError(error);
       }
     }
+    // The call asks to be ended: its bot said goodbye, or it cannot go on (recogniser or media gone).
+    // After the listeners, so that they see the request before the `call_ended` it causes.
+    if (event.type === 'end_call_requested') void this.#end(event.callId, event.data.reason);
   }
 
   #listenerError(error: unknown): void {
@@ -157,8 +183,14 @@ export class VoiceEngine implements CallEngine {
     await this.options.media.getCall(callId)?.close();
   }
 
-  stopBot(callId: string): Promise<void> {
-    return this.#end(callId, 'stopped');
+  async stopBot(callId: string): Promise<void> {
+    const starting = this.#starting.get(callId);
+    if (starting) {
+      starting.cancelled = true;
+      await starting.settled;
+      return;
+    }
+    await this.#end(callId, 'stopped');
   }
 
   async setBotMode(callId: string, mode: BotMode): Promise<void> {
@@ -203,6 +235,7 @@ export class VoiceEngine implements CallEngine {
       turn_decision_latency_p95_ms: m.stopToTurnDecisionMs.p95,
       input_dropped_samples_total: m.droppedSamples,
       worker_restarts_total: m.workerRestarts,
+      media_workers_down: m.workersDown,
       provider_errors_total: this.#counters.providerErrors,
       interruptions_total: this.#counters.interruptions,
       smart_turn_requests_total: m.smartTurn.requests,
@@ -227,6 +260,8 @@ export class VoiceEngine implements CallEngine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const start of this.#starting.values()) start.cancelled = true;
     await Promise.allSettled([...this.#calls.keys()].map((callId) => this.#end(callId, 'engine_closed')));
+    await Promise.allSettled([...this.#starting.values()].map((start) => start.settled));
   }
 }

@@ -25,6 +25,9 @@ describe('loadConfig', () => {
     expect(config.engine.vadBatchWindowMs).toBe(20);
     expect(config.engine.vadSkipDigitalSilence).toBe(true);
     expect(config.engine.allowModelHub).toBe(false);
+    expect(config.engine.sttOutageMaxMs).toBe(60_000);
+    expect(loadConfig({ API_KEYS: KEY, STT_OUTAGE_MAX_MS: '5000' }).engine.sttOutageMaxMs).toBe(5000);
+    expect(problems({ API_KEYS: KEY, STT_OUTAGE_MAX_MS: '10' })).toEqual(['STT_OUTAGE_MAX_MS must be an integer from 1000 to 3600000 (got "10")']);
     expect(config.livekit).toMatchObject({ url: '', embedded: true });
     expect(loadConfig({ API_KEYS: KEY, LIVEKIT_URL: 'wss://lk.example.com' }).livekit).toMatchObject({ url: 'wss://lk.example.com', embedded: false });
     expect(config.bargeIn).toEqual({ minSpeechMs: 600, minWords: 1, resumeMs: 2000 });

@@ -52,6 +52,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'Engine', name: 'ENGINE_VAD_SKIP_DIGITAL_SILENCE', default: 'true', description: 'Answer VAD windows that are exact digital silence (every sample 0) with probability 0 without running Silero, and start the call\'s VAD state afresh after them. A caller who sends nothing (muted, or no DTX between utterances) reaches the engine as zeros once libwebrtc\'s concealment fades out.' },
   { section: 'Engine', name: 'ENGINE_TURN_WORKERS', default: '1', description: 'Worker threads that run Smart Turn, apart from the media workers.' },
   { section: 'Engine', name: 'SMART_TURN_MODEL_PATH', default: undefined, description: 'Smart Turn v3.2 ONNX file (checksum-verified). Unset: the model cache `.cache/models`, else the `pipecat-ai` wheel through pip, else Hugging Face when `ALLOW_MODEL_HUB` is on.' },
+  { section: 'Engine', name: 'STT_OUTAGE_MAX_MS', default: '60000', description: 'How long a call\'s speech recogniser may stay unreachable before the call ends with reason `stt_unavailable`. Meanwhile the engine reconnects with backoff, reports `VE_STT_UNAVAILABLE` on the call\'s events, tells a caller who ends a turn that it cannot hear them (once per outage), and answers again once the recogniser is back.' },
   { section: 'Engine', name: 'ALLOW_MODEL_HUB', default: 'false', description: 'Allow downloading missing models from Hugging Face (needs internet; off in tests and CI).' },
   { section: 'Barge-in', name: 'BARGE_IN_MIN_SPEECH_MS', default: '600', description: 'Caller speech over the bot without recognised words after which the bot pauses (it resumes if no words follow).' },
   { section: 'Barge-in', name: 'BARGE_IN_MIN_WORDS', default: '1', description: 'Recognised words, not counting backchannels such as "okay" or "uh-huh", needed to interrupt the bot.' },
@@ -117,6 +118,7 @@ export interface Config {
     vad: { startThreshold: number; stopThreshold: number; startMs: number; stopMs: number };
     smartTurn: { silenceFallbackMs: number; modelPath: string | undefined };
     allowModelHub: boolean;
+    sttOutageMaxMs: number;
   };
   bargeIn: { minSpeechMs: number; minWords: number; resumeMs: number };
   providers: {
@@ -359,6 +361,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
         modelPath: r.optional('SMART_TURN_MODEL_PATH'),
       },
       allowModelHub: r.bool('ALLOW_MODEL_HUB'),
+      sttOutageMaxMs: r.int('STT_OUTAGE_MAX_MS', 1000, 3_600_000),
     },
     bargeIn: {
       minSpeechMs: r.int('BARGE_IN_MIN_SPEECH_MS', 0, 10_000),

@@ -20,6 +20,7 @@ import { reconcileCalls } from './reconcile-calls.ts';
 import { startProviders, type Providers } from './providers.ts';
 import type { RuntimeInfo } from './routes/console.ts';
 import { openCallStore } from './store/open-store.ts';
+import { FAULT_EXIT_CODE, installProcessFaultHandlers } from './process-faults.ts';
 import { Outbox } from './store/outbox.ts';
 import type { CallStore } from './store/call-store.ts';
 
@@ -119,6 +120,7 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       maxCalls: config.engine.maxCalls,
       call: {
         interruption: { minSpeechMs: config.bargeIn.minSpeechMs, minWords: config.bargeIn.minWords, falseInterruptionTimeoutMs: config.bargeIn.resumeMs },
+        sttOutageMaxMs: config.engine.sttOutageMaxMs,
       },
       onListenerError: (error) => app?.log.warn({ err: error }, 'engine event listener failed'),
     });
@@ -233,17 +235,20 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-  // One call's failed clean-up must not hang up every other call. Seen under load: rtc-node's native
-  // handle finaliser throws "trying to drop an invalid handle" outside any call stack of ours.
-  const survive = (kind: string) => (error: unknown) => {
-    // Output gone (the terminal or the parent closed the pipe): there is nowhere to report it, and
-    // reporting would fail again.
-    if ((error as { code?: unknown })?.code === 'EPIPE') return;
-    if (server !== undefined) server.app.log.error({ err: error }, `${kind} (the engine keeps running)`);
-    else process.stderr.write(`${kind}: ${(error as Error)?.stack ?? String(error)}\n`);
-  };
-  process.on('uncaughtException', survive('uncaught exception'));
-  process.on('unhandledRejection', survive('unhandled rejection'));
+  // An error nobody caught means a state nobody designed: report, close within a bound, exit non-zero
+  // for the supervisor to restart us. Only rtc-node's harmless finaliser error and EPIPE are survived.
+  installProcessFaultHandlers({
+    report: (kind, error, fatal) => {
+      const message = fatal ? `${kind}: closing and exiting with status ${FAULT_EXIT_CODE}` : `${kind} (known harmless; the engine keeps running)`;
+      if (server !== undefined) server.app.log[fatal ? 'fatal' : 'warn']({ err: error }, message);
+      else process.stderr.write(`${message}: ${(error as Error)?.stack ?? String(error)}\n`);
+    },
+    close: async () => {
+      stopping = true;
+      await server?.close();
+      await dispose().catch(() => {});
+    },
+  });
 
   try {
     server = await startServer(config, progress);

@@ -29,6 +29,13 @@ export interface VoiceCallSettings {
   fallbackReply: string;
   transferReply: string;
   goodbyeReply: string;
+  /**
+   * How long the recogniser may stay unreachable (reconnecting with backoff meanwhile) before the call
+   * ends with reason `stt_unavailable`: a call that cannot hear must not go on silently.
+   */
+  sttOutageMaxMs: number;
+  /** Said, once per outage, when the caller ends a turn while the recogniser is unreachable. */
+  sttOutageNotice: string;
 }
 
 export const DEFAULT_VOICE_CALL_SETTINGS: VoiceCallSettings = {
@@ -40,6 +47,8 @@ export const DEFAULT_VOICE_CALL_SETTINGS: VoiceCallSettings = {
   fallbackReply: "Sorry, I'm having trouble right now. Could you say that again?",
   transferReply: 'Let me connect you with a colleague.',
   goodbyeReply: 'Goodbye, drive safely.',
+  sttOutageMaxMs: 60_000,
+  sttOutageNotice: "Sorry, I can't hear you well right now, one moment.",
 };
 
 export const CALL_TOOLS: ToolSpec[] = [
@@ -71,8 +80,18 @@ interface Reply {
   callerStoppedAt: number;
   marks: { decidedAt: number; sttFinalAt?: number; llmFirstTokenAt?: number; ttsFirstByteAt?: number; firstAudioAt?: number };
   probability: number | null;
-  rule: TurnRule;
+  /** The rule that ended the turn this reply answers; null for a notice. */
+  rule: TurnRule | null;
   after?: 'transfer' | 'end';
+  /** A fixed notice to the caller (recogniser outage), not an answer: kept out of the conversation and the latencies. */
+  notice?: boolean;
+}
+
+/** A turn that ended while the recogniser was unreachable; answered once it is back. */
+interface UnansweredTurn {
+  turnId: number;
+  probability: number | null;
+  rule: TurnRule;
 }
 
 const POLICY_TICK_MS = 50;
@@ -111,6 +130,10 @@ export class VoiceCall {
   #sttBufferedSamples = 0;
   /** Between the VAD's speech_start and speech_end. */
   #callerSpeaking = false;
+  /** The recogniser reported an outage and has not proved itself back yet. */
+  #sttDown = false;
+  #outageNoticeGiven = false;
+  #unansweredTurn: UnansweredTurn | null = null;
 
   constructor(opts: {
     callId: string;
@@ -138,9 +161,11 @@ export class VoiceCall {
     });
     this.#stt = opts.stt.stream({
       sampleRate: opts.transport.callerSampleRate,
+      maxOutageMs: this.settings.sttOutageMaxMs,
       onResult: (r) => this.#onTranscript(r),
-      onError: (e) => this.#error('stt', e),
-      onReconnected: () => this.events.emit('error', { stage: 'stt', code: 'VE_STT_RECONNECTED', message: 'recogniser reconnected', recovered: true }),
+      onError: (e) => this.#onSttLost(e),
+      onUnavailable: (e) => this.#onSttDown(e),
+      onReconnected: (downMs) => this.#onSttBack(downMs),
     });
     this.#media.onEvent((e) => this.#onMedia(e));
     this.#ticker = setInterval(() => this.#tick(), POLICY_TICK_MS);
@@ -236,6 +261,10 @@ export class VoiceCall {
       case 'input_overflow':
         this.events.emit('error', { stage: 'media', code: 'VE_INPUT_OVERFLOW', droppedSamples: event.droppedSamples, recovered: true });
         break;
+      case 'media_failed':
+        this.events.emit('error', { stage: 'media', code: engineErrorCode(event), message: event.message, recovered: false });
+        this.events.emit('end_call_requested', { reason: event.reason });
+        break;
       case 'vad_probability':
         break;
     }
@@ -261,7 +290,8 @@ export class VoiceCall {
       this.#flushStt();
       this.#stt.finalize();
       const deadline = performance.now() + this.settings.sttFinalWaitMs;
-      while (!covered() && performance.now() < deadline && !this.#closed) {
+      // No final can come while the recogniser is unreachable: do not keep the caller waiting for one.
+      while (!covered() && performance.now() < deadline && !this.#closed && !this.#sttDown) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.max(1, deadline - performance.now()));
           this.#finalWaiters.push(() => {
@@ -283,23 +313,20 @@ export class VoiceCall {
     const decidedAt = performance.now();
     const callerStoppedAt = this.#callerStoppedAt || decidedAt;
     this.#cancelReply('superseded');
+    this.#unansweredTurn = null;
     const { text, sttFinalAt } = await this.#collectUserText();
+    if (text === '' && this.#sttDown && !this.#closed && this.#mode === 'active') {
+      // The caller said something nobody could hear: tell them once, answer when the recogniser is back.
+      this.#unansweredTurn = { turnId, probability, rule };
+      if (!this.#outageNoticeGiven) {
+        this.#outageNoticeGiven = true;
+        await this.#sayNotice(turnId, this.settings.sttOutageNotice);
+      }
+      return;
+    }
     if (text === '' || this.#closed || this.#mode !== 'active') return;
     this.#conversation.addUser(text);
-    const reply: Reply = {
-      id: this.#nextReplyId++,
-      turnId,
-      abort: new AbortController(),
-      sentences: [],
-      synthesising: null,
-      writtenSamples: 0,
-      spokenText: '',
-      toolCalls: [],
-      callerStoppedAt,
-      marks: { decidedAt, sttFinalAt },
-      probability,
-      rule,
-    };
+    const reply = this.#newReply({ turnId, callerStoppedAt, marks: { decidedAt, sttFinalAt }, probability, rule });
     this.#reply = reply;
     this.#setState('thinking');
     this.#output.beginUtterance(reply.id);
@@ -327,6 +354,60 @@ export class VoiceCall {
         if (reply.writtenSamples === 0) this.#finishReply(reply, false);
       }
     }
+  }
+
+  #newReply(fields: Pick<Reply, 'turnId' | 'callerStoppedAt' | 'marks' | 'probability' | 'rule' | 'notice'>): Reply {
+    return { id: this.#nextReplyId++, abort: new AbortController(), sentences: [], synthesising: null, writtenSamples: 0, spokenText: '', toolCalls: [], ...fields };
+  }
+
+  async #sayNotice(turnId: number, text: string): Promise<void> {
+    const now = performance.now();
+    const reply = this.#newReply({ turnId, callerStoppedAt: now, marks: { decidedAt: now }, probability: null, rule: null, notice: true });
+    this.#reply = reply;
+    this.#output.beginUtterance(reply.id);
+    try {
+      await this.#speak(reply, text);
+    } catch (error) {
+      if (!reply.abort.signal.aborted) this.#error('tts', error as VoiceError);
+    } finally {
+      if (this.#reply === reply) {
+        this.#output.endUtterance();
+        if (reply.writtenSamples === 0) this.#finishReply(reply, false);
+      }
+    }
+  }
+
+  // ---- recogniser outage -------------------------------------------------------------------------
+
+  #onSttDown(error: VoiceError): void {
+    if (this.#closed) return;
+    this.#sttDown = true;
+    this.events.emit('error', { stage: 'stt', code: engineErrorCode(error), message: error.message, retryable: true, recovered: false });
+    for (const wake of this.#finalWaiters.splice(0)) wake();
+  }
+
+  #onSttBack(downMs: number): void {
+    if (this.#closed) return;
+    this.#sttDown = false;
+    this.#outageNoticeGiven = false;
+    this.events.emit('error', { stage: 'stt', code: 'VE_STT_RECONNECTED', message: 'recogniser reconnected', recovered: true, downMs: Math.round(downMs) });
+    // A reply (the notice) still playing picks the turn up when it has played out.
+    if (this.#reply === null) this.#answerUnanswered();
+  }
+
+  /** The recogniser gave up for good: a call that cannot hear ends rather than going on deaf. */
+  #onSttLost(error: VoiceError): void {
+    if (this.#closed) return;
+    this.#error('stt', error);
+    this.events.emit('end_call_requested', { reason: 'stt_unavailable' });
+  }
+
+  #answerUnanswered(): void {
+    const turn = this.#unansweredTurn;
+    this.#unansweredTurn = null;
+    // A caller who speaks again ends a new turn, which takes the replayed words along.
+    if (turn === null || this.#callerSpeaking || this.#sttDown) return;
+    void this.#respond(turn.turnId, turn.probability, turn.rule);
   }
 
   async *#llmText(reply: Reply): AsyncGenerator<string> {
@@ -383,6 +464,7 @@ export class VoiceCall {
     if (!reply || reply.id !== id) return;
     reply.marks.firstAudioAt = performance.now();
     this.#setState('speaking');
+    if (reply.notice) return;
     const m = reply.marks;
     const since = (t: number | undefined) => (t === undefined ? null : Math.round(t - reply.callerStoppedAt));
     this.events.emit('latency', {
@@ -394,7 +476,7 @@ export class VoiceCall {
         llmFirstToken: m.llmFirstTokenAt === undefined ? null : Math.round(m.llmFirstTokenAt - m.decidedAt),
         ttsFirstByte: m.ttsFirstByteAt === undefined ? null : Math.round(m.ttsFirstByteAt - (m.llmFirstTokenAt ?? m.decidedAt)),
       },
-      smartTurn: { probability: reply.probability, rule: reply.rule },
+      smartTurn: { probability: reply.probability, rule: reply.rule ?? 'silence' },
     });
   }
 
@@ -408,11 +490,12 @@ export class VoiceCall {
     if (this.#reply !== reply) return;
     this.#reply = null;
     const text = reply.sentences.map((s) => s.text).join(' ');
-    this.#conversation.addAssistant(text, reply.toolCalls);
+    if (!reply.notice) this.#conversation.addAssistant(text, reply.toolCalls);
     if (played && text !== '') this.#botTranscript(reply, text);
     this.#policy.reset();
     this.#setState('listening');
-    if (reply.after === 'end') this.events.emit('end_call_requested', { turnId: reply.turnId });
+    if (reply.after === 'end') this.events.emit('end_call_requested', { reason: 'bot_ended', turnId: reply.turnId });
+    else if (this.#unansweredTurn !== null && !this.#sttDown) this.#answerUnanswered();
   }
 
   #botTranscript(reply: Reply, text: string): void {
@@ -474,7 +557,7 @@ export class VoiceCall {
     reply.abort.abort();
     this.#reply = null;
     const heard = heardText(this.#timedSentences(reply), playedSamples);
-    this.#conversation.addAssistant(heard);
+    if (!reply.notice) this.#conversation.addAssistant(heard);
     if (heard !== '') this.#botTranscript(reply, heard);
     this.events.emit('interruption', { event: 'interrupted', turnId: reply.turnId, playedMs: Math.round((playedSamples * 1000) / this.#output.sink.sampleRate), heardText: heard });
     this.#policy.reset();

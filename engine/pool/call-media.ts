@@ -13,6 +13,10 @@ const READ_CHUNK_SAMPLES = 4096;
 
 export class CallMedia {
   readonly callId: string;
+  /** The pool's number for this call in the worker's activity word. */
+  readonly tag: number;
+  /** Fault injection: processing this call's audio throws. */
+  crashOnAudio = false;
   readonly ring: PcmRing;
   readonly history: AudioHistory;
   readonly hysteresis: VadHysteresis;
@@ -27,6 +31,7 @@ export class CallMedia {
 
   constructor(opts: {
     callId: string;
+    tag: number;
     inputRing: SharedArrayBuffer;
     inputSampleRate: number;
     historyMs: number;
@@ -35,6 +40,7 @@ export class CallMedia {
     startOffsetSamples?: number;
   }) {
     this.callId = opts.callId;
+    this.tag = opts.tag;
     this.ring = PcmRing.attach(opts.inputRing);
     this.#resampler =
       opts.inputSampleRate === VAD_SAMPLE_RATE ? null : Resampler.create({ inputSampleRate: opts.inputSampleRate, outputSampleRate: VAD_SAMPLE_RATE });

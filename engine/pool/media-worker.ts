@@ -11,11 +11,14 @@ import { SileroVad, VAD_WINDOW_SAMPLES } from '../stages/silero-vad.ts';
 import { loadResamplerModule } from '../stages/resampler.ts';
 import { loadFeatureExtractor, type SmartTurnFeatureExtractor, SMART_TURN_SAMPLES } from '../stages/smart-turn-features.ts';
 import { CallMedia } from './call-media.ts';
+import { WorkerActivity } from './worker-activity.ts';
 import type { FromWorker, MediaWorkerSettings, ToWorker, VadEventMessage, VadWindowResult } from './protocol.ts';
 
 export interface ServeTask {
   port: MessagePort;
   doorbell: SharedArrayBuffer;
+  /** See worker-activity.ts: which call's audio this worker is processing. */
+  activity: SharedArrayBuffer;
   settings: MediaWorkerSettings;
 }
 
@@ -25,6 +28,9 @@ const IDLE_WAIT_MS = 50;
 export default async function serve(task: ServeTask): Promise<{ workerId: number; stopped: true }> {
   const { port, settings } = task;
   const doorbell = Doorbell.attach(task.doorbell);
+  const activity = WorkerActivity.attach(task.activity);
+  activity.leave();
+  if (settings.allowFaultInjection && settings.injectStartFailure) throw new Error(`media worker ${settings.workerId}: injected start failure`);
   const started = performance.now();
   const [session, features] = await Promise.all([
     createModelSession(settings.vadBackend, settings.vadModelPath, { threads: settings.threads }),
@@ -33,24 +39,29 @@ export default async function serve(task: ServeTask): Promise<{ workerId: number
   ]);
   const vad = SileroVad.create(session);
   await warmUp(vad, settings.warmUpRuns);
-  const worker = new MediaWorker(settings, vad, features, port);
+  const worker = new MediaWorker(settings, vad, features, port, activity);
   port.on('message', (message: ToWorker) => worker.enqueue(message));
   post(port, { type: 'ready', workerId: settings.workerId, warmUpMs: performance.now() - started });
 
-  while (!worker.stopped) {
-    const seen = doorbell.current();
-    worker.applyControl();
-    if (worker.stopped) break;
-    const stepStarted = performance.now();
-    await worker.step();
-    if (worker.hasQueuedControl()) continue;
-    await doorbell.wait(seen, IDLE_WAIT_MS);
-    const batchWaitMs = settings.batchWindowMs - (performance.now() - stepStarted);
-    if (batchWaitMs > 0) await new Promise((resolve) => setTimeout(resolve, batchWaitMs));
+  // A step that throws ends the task (the pool restarts it on a fresh port); what it held is released
+  // either way, so a thread Piscina reuses does not keep a dead task's session.
+  try {
+    while (!worker.stopped) {
+      const seen = doorbell.current();
+      worker.applyControl();
+      if (worker.stopped) break;
+      const stepStarted = performance.now();
+      await worker.step();
+      if (worker.hasQueuedControl()) continue;
+      await doorbell.wait(seen, IDLE_WAIT_MS);
+      const batchWaitMs = settings.batchWindowMs - (performance.now() - stepStarted);
+      if (batchWaitMs > 0) await new Promise((resolve) => setTimeout(resolve, batchWaitMs));
+    }
+  } finally {
+    worker.close();
+    port.close();
+    await session.release().catch(() => {});
   }
-  worker.close();
-  port.close();
-  await session.release();
   return { workerId: settings.workerId, stopped: true };
 }
 
@@ -72,14 +83,16 @@ class MediaWorker {
   #vad: SileroVad;
   #features: SmartTurnFeatureExtractor;
   #port: MessagePort;
+  #activity: WorkerActivity;
   #calls = new Map<string, CallMedia>();
   #control: ToWorker[] = [];
 
-  constructor(settings: MediaWorkerSettings, vad: SileroVad, features: SmartTurnFeatureExtractor, port: MessagePort) {
+  constructor(settings: MediaWorkerSettings, vad: SileroVad, features: SmartTurnFeatureExtractor, port: MessagePort, activity: WorkerActivity) {
     this.settings = settings;
     this.#vad = vad;
     this.#features = features;
     this.#port = port;
+    this.#activity = activity;
   }
 
   enqueue(message: ToWorker): void {
@@ -108,6 +121,14 @@ class MediaWorker {
             });
           }
           break;
+        case 'stall':
+          if (this.settings.allowFaultInjection) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, message.durationMs);
+          break;
+        case 'crash_on_audio': {
+          const call = this.#calls.get(message.callId);
+          if (call && this.settings.allowFaultInjection) call.crashOnAudio = true;
+          break;
+        }
         case 'stop':
           this.stopped = true;
           break;
@@ -119,6 +140,7 @@ class MediaWorker {
     try {
       const call = new CallMedia({
         callId: message.callId,
+        tag: message.tag,
         inputRing: message.inputRing,
         inputSampleRate: message.inputSampleRate,
         historyMs: this.settings.historyMs,
@@ -128,6 +150,7 @@ class MediaWorker {
       });
       this.#vad.addStream(message.callId);
       if (message.snapshot) this.#vad.importStreamState(message.callId, message.snapshot.vad);
+      call.crashOnAudio = message.crashOnAudio === true && this.settings.allowFaultInjection;
       this.#calls.set(message.callId, call);
     } catch (error) {
       const code = (error as { code?: string }).code ?? 'VE_CALL_ATTACH_FAILED';
@@ -150,7 +173,13 @@ class MediaWorker {
 
   /** Reads every call's ring, then runs batched VAD until no call has a complete window left. */
   async step(): Promise<void> {
-    for (const call of this.#calls.values()) call.drain();
+    for (const call of this.#calls.values()) {
+      this.#activity.enter(call.tag);
+      const read = call.drain();
+      // Thrown in the middle of this call's audio, as a bug that its audio triggers would be.
+      if (call.crashOnAudio && read > 0) throw new Error(`media worker ${this.settings.workerId}: injected crash on the audio of call ${call.callId}`);
+    }
+    this.#activity.leave();
     for (;;) {
       const batch = new Map<string, Float32Array>();
       const silent: string[] = [];
@@ -189,6 +218,7 @@ class MediaWorker {
       const event = call.hysteresis.push(probability);
       if (!event) continue;
       if (event.type === 'speech_end') {
+        this.#activity.enter(call.tag);
         const started = performance.now();
         // The history can run ahead of the VAD by the windows still queued; end the input at the stop.
         const ahead = call.history.totalSamples - endSamples;
@@ -197,6 +227,7 @@ class MediaWorker {
         const features = this.#features.extract(input);
         events.push({ callId, type: event.type, offsetSamples: event.offsetSamples, features, featureMs: performance.now() - started });
         transfer.push(features.buffer as ArrayBuffer);
+        this.#activity.leave();
       } else {
         events.push({ callId, type: event.type, offsetSamples: event.offsetSamples });
       }

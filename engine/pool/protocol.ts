@@ -29,6 +29,8 @@ export interface MediaWorkerSettings {
   skipDigitalSilence: boolean;
   /** Lets tests crash a worker on purpose. */
   allowFaultInjection: boolean;
+  /** Fault injection: fail while starting, before taking calls (only with `allowFaultInjection`). */
+  injectStartFailure?: boolean;
 }
 
 /** What a call's media state looks like when it moves to another worker. */
@@ -49,9 +51,17 @@ export type ToWorker =
       snapshot?: CallSnapshot;
       /** 16 kHz stream offset of the next sample the ring will give (non-zero after a worker died). */
       startOffsetSamples?: number;
+      /** Non-zero number the pool knows the call by in the worker's activity word (see worker-activity.ts). */
+      tag: number;
+      /** Fault injection: processing this call's audio throws, like poison audio would. */
+      crashOnAudio?: boolean;
     }
   | { type: 'detach'; callId: string; requestId: number }
   | { type: 'crash' }
+  /** Fault injection: from now on, processing this call's audio throws. */
+  | { type: 'crash_on_audio'; callId: string }
+  /** Fault injection: block the worker's thread this long (a worker slow to answer). */
+  | { type: 'stall'; durationMs: number }
   | { type: 'stop' };
 
 export interface VadWindowResult {

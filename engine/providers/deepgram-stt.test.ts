@@ -25,16 +25,22 @@ interface Collected {
   results: TranscriptResult[];
   errors: VoiceError[];
   reconnects: number;
+  unavailable: VoiceError[];
+  downMs: number[];
 }
 
 function open(options: Partial<DeepgramSttOptions> = {}): Collected {
-  const collected: Collected = { results: [], errors: [], reconnects: 0 };
+  const collected: Collected = { results: [], errors: [], reconnects: 0, unavailable: [], downMs: [] };
   const stt = new DeepgramStt({ apiKey: 'test-key', baseUrl: server!.url, ...options });
   stream = stt.stream({
     sampleRate: SAMPLE_RATE,
     onResult: (r) => collected.results.push(r),
     onError: (e) => collected.errors.push(e),
-    onReconnected: () => collected.reconnects++,
+    onUnavailable: (e) => collected.unavailable.push(e),
+    onReconnected: (downMs) => {
+      collected.reconnects++;
+      collected.downMs.push(downMs);
+    },
   });
   return collected;
 }
@@ -109,6 +115,65 @@ describe('DeepgramStt against the local Deepgram server', () => {
     const replayedMs = (server.connections[1].audioBytes / 2 / SAMPLE_RATE) * 1000;
     expect(replayedMs).toBeLessThan((pcm.length / SAMPLE_RATE) * 1000 - first.endMs);
     expect(c.errors).toEqual([]);
+  });
+
+  it('rides out an outage longer than the old reconnect budget, says so, and recovers what was said meanwhile', async () => {
+    server = await DeepgramFakeServer.start();
+    server.setScript(['hello there', 'I need a truck', 'thank you']);
+    // Short backoff keeps the test quick; with the old budget of 5 attempts this gave up within about 1.5 s.
+    const c = open({ reconnect: { initialDelayMs: 50, maxDelayMs: 500 } });
+    const [hello, truck, thanks] = await Promise.all(['hello there', 'I need a truck', 'thank you'].map((t) => synthesizeSpeech(t, SAMPLE_RATE)));
+    await feed(concatPcm([silence(300, SAMPLE_RATE), hello, silence(800, SAMPLE_RATE)]));
+    await vi.waitFor(() => expect(finals(c)).toHaveLength(1), WAIT);
+
+    const OUTAGE_MS = 10_000;
+    server.setDown(true);
+    const downAt = Date.now();
+    const attemptsBefore = server.upgradeAttempts;
+    // Said while the recogniser is gone: buffered, and replayed once it is back.
+    await feed(concatPcm([silence(200, SAMPLE_RATE), truck, silence(800, SAMPLE_RATE)]));
+    await vi.waitFor(() => expect(c.unavailable).toHaveLength(1), WAIT);
+    expect(c.unavailable[0]).toMatchObject({ code: 'VE_STT_UNAVAILABLE', retryable: true });
+    await new Promise((r) => setTimeout(r, OUTAGE_MS - (Date.now() - downAt)));
+    expect(c.errors).toEqual([]);
+    const attempts = server.upgradeAttempts - attemptsBefore;
+    // More than the old budget, and no tight loop: the delay grows to its 500 ms cap (250-500 ms with jitter).
+    expect(attempts).toBeGreaterThan(5);
+    expect(attempts).toBeLessThanOrEqual(OUTAGE_MS / 250 + 5);
+
+    server.setDown(false);
+    await vi.waitFor(() => expect(c.reconnects).toBe(1), WAIT);
+    expect(c.downMs[0]).toBeGreaterThanOrEqual(OUTAGE_MS);
+    expect(c.unavailable).toHaveLength(1);
+    await vi.waitFor(() => expect(finals(c)).toHaveLength(2), WAIT);
+    expect(finals(c)[1].text).toBe('I need a truck');
+    // Call-relative: the replayed words sit after the first final, where they were said.
+    expect(finals(c)[1].startMs).toBeGreaterThan(finals(c)[0].endMs);
+    await feed(concatPcm([thanks, silence(800, SAMPLE_RATE)]));
+    await vi.waitFor(() => expect(finals(c)).toHaveLength(3), WAIT);
+    expect(finals(c).map((r) => r.text)).toEqual(['hello there', 'I need a truck', 'thank you']);
+    expect(c.errors).toEqual([]);
+  }, 30_000);
+
+  it('gives up with VE_STT_DISCONNECTED when the outage outlasts the stream limit', async () => {
+    server = await DeepgramFakeServer.start();
+    server.setDown(true);
+    const started = Date.now();
+    const c: Collected = { results: [], errors: [], reconnects: 0, unavailable: [], downMs: [] };
+    stream = new DeepgramStt({ apiKey: 'k', baseUrl: server.url, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } }).stream({
+      sampleRate: SAMPLE_RATE,
+      maxOutageMs: 1500,
+      onResult: () => {},
+      onUnavailable: (e) => c.unavailable.push(e),
+      onError: (e) => c.errors.push(e),
+    });
+    await vi.waitFor(() => expect(c.errors).toHaveLength(1), WAIT);
+    expect(c.errors[0].code).toBe('VE_STT_DISCONNECTED');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    expect(Date.now() - started).toBeLessThan(1500 + 1000);
+    const attempts = server.upgradeAttempts;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(server.upgradeAttempts).toBe(attempts);
   });
 
   it('flushes the open segment on finalize()', async () => {

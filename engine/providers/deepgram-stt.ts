@@ -1,21 +1,26 @@
 import { DeepgramClient } from '@deepgram/sdk';
 import type { VoiceError } from '../errors.ts';
-import { SttDisconnectedError } from './errors.ts';
+import { SttDisconnectedError, SttUnavailableError } from './errors.ts';
 import type { SpeechToText, SttStream, SttStreamOptions, TranscriptResult } from './stt.ts';
 
 /**
  * Deepgram live transcription (`/v1/listen`) through the official SDK.
  *
  * Reliability is handled here rather than by the SDK's own reconnecting socket, because a reconnect
- * must also replay audio: every pushed chunk stays buffered until a final result covers it; after an
- * unexpected drop a new connection is opened with backoff, the unsettled audio is sent again first,
- * and the new connection's timestamps are shifted by where that audio starts in the call, so results
- * stay call-relative and no final segment is lost.
+ * must also replay audio: every pushed chunk stays buffered (up to `maxReplayMs`) until a final result
+ * covers it; after an unexpected drop a new connection is opened with capped exponential backoff and
+ * jitter, the unsettled audio is sent again first, and the new connection's timestamps are shifted by
+ * where that audio starts in the call, so results stay call-relative and no final segment is lost.
+ *
+ * An outage is told, not hidden: when a reconnection attempt fails, `onUnavailable` fires (once per
+ * outage); when a connection proves itself again (a result, or staying open), `onReconnected` gives how
+ * long the recogniser was gone. The stream keeps trying until the outage has lasted `maxOutageMs`, then
+ * gives up with `onError` (VE_STT_DISCONNECTED).
  *
  * `close()` sends `CloseStream` and waits (bounded by `closeTimeoutMs`) for the last results; audio
  * pushed while the stream was between connections at that moment is dropped. The SDK does not expose
- * the HTTP status of a refused upgrade, so a bad key also spends the reconnection budget before
- * `onError` reports VE_STT_DISCONNECTED.
+ * the HTTP status of a refused upgrade, so a bad key looks like an outage (reported at once as
+ * unavailable) until the outage limit.
  */
 
 export interface DeepgramSttOptions {
@@ -38,14 +43,16 @@ export interface DeepgramSttOptions {
   keepAliveIntervalMs?: number;
   /** Give up on one connection attempt after this long. Default 5000 ms. */
   connectTimeoutMs?: number;
-  /** Reconnection budget after an unexpected drop (and for the first connection). */
+  /** Reconnection after an unexpected drop (and for the first connection). */
   reconnect?: {
-    /** Consecutive failed attempts before `onError`. Default 5. */
+    /** Consecutive failed attempts before `onError`, whatever the outage limit. Default: no limit. */
     maxAttempts?: number;
-    /** Default 200 ms; doubles per attempt. */
+    /** Default 200 ms; doubles per failed attempt. */
     initialDelayMs?: number;
-    /** Default 5000 ms. */
+    /** Cap of the delay between attempts, jitter included. Default 5000 ms. */
     maxDelayMs?: number;
+    /** Give up after the recogniser was unreachable this long; a stream's own `maxOutageMs` wins. Default 60 000 ms. */
+    maxOutageMs?: number;
   };
   /** Upper bound on the audio kept for replay while no final arrives. Default 30 000 ms. */
   maxReplayMs?: number;
@@ -102,8 +109,12 @@ class DeepgramSttStream implements SttStream {
   private socket: ListenSocket | undefined;
   /** Bumped per connection so that late events of an old socket are ignored. */
   private generation = 0;
-  private hasConnected = false;
   private failedAttempts = 0;
+  /** When the last working connection was lost (or the first attempt failed); unset while connected. */
+  private outageStartedMs: number | undefined;
+  private unavailableReported = false;
+  /** Whether the current connection has proved itself: it delivered a result, or stayed open (STABLE_CONNECTION_MS). */
+  private proven = false;
   private readonly chunks: BufferedChunk[] = [];
   private pushedSamples = 0;
   /** Call position up to which final results have arrived. */
@@ -112,11 +123,11 @@ class DeepgramSttStream implements SttStream {
   private connectionBaseSamples = 0;
   private finalizePending = false;
   private openedAtMs = 0;
-  /** Whether the current connection delivered a result: proof that it really works. */
-  private heardFromServer = false;
   private lastSendMs = 0;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
+  private stableTimer: NodeJS.Timeout | undefined;
+  private outageTimer: NodeJS.Timeout | undefined;
   private closePromise: Promise<void> | undefined;
   private resolveServerClose: (() => void) | undefined;
 
@@ -155,8 +166,7 @@ class DeepgramSttStream implements SttStream {
   private async closeNow(): Promise<void> {
     const wasOpen = this.state === 'open';
     this.state = 'closing';
-    clearInterval(this.keepAliveTimer);
-    clearTimeout(this.backoffTimer);
+    this.clearTimers();
     const socket = this.socket;
     if (wasOpen && socket !== undefined) {
       // CloseStream makes the server flush its last results and close; wait for that, within a bound.
@@ -219,7 +229,8 @@ class DeepgramSttStream implements SttStream {
     if (generation !== this.generation || this.state !== 'connecting') return;
     this.state = 'open';
     this.openedAtMs = Date.now();
-    this.heardFromServer = false;
+    this.proven = false;
+    this.stableTimer = setTimeout(() => this.onProven(generation), STABLE_CONNECTION_MS);
     // Timestamps of this connection count from the first unsettled sample, which is replayed first.
     this.connectionBaseSamples = this.settledSamples;
     for (const chunk of this.chunks) this.sendAudio(chunk.pcm);
@@ -227,15 +238,27 @@ class DeepgramSttStream implements SttStream {
       this.finalizePending = false;
       this.sendControl('Finalize');
     }
-    if (this.hasConnected) this.safely(() => this.opts.onReconnected?.());
-    this.hasConnected = true;
+  }
+
+  /** The current connection works (it sent a result, or stayed open): any outage is over. */
+  private onProven(generation: number): void {
+    if (generation !== this.generation || this.state !== 'open' || this.proven) return;
+    this.proven = true;
+    clearTimeout(this.stableTimer);
+    this.failedAttempts = 0;
+    if (this.outageStartedMs === undefined) return;
+    const downMs = Date.now() - this.outageStartedMs;
+    this.outageStartedMs = undefined;
+    this.unavailableReported = false;
+    clearTimeout(this.outageTimer);
+    this.safely(() => this.opts.onReconnected?.(downMs));
   }
 
   private onMessage(generation: number, msg: unknown): void {
     if (generation !== this.generation) return;
     const m = msg as { type?: string };
     if (m.type !== 'Results') return;
-    this.heardFromServer = true;
+    this.onProven(generation);
     const r = msg as ResultsMessage;
     const alt = r.channel?.alternatives?.[0];
     const baseMs = (this.connectionBaseSamples / this.sampleRate) * 1000;
@@ -276,6 +299,7 @@ class DeepgramSttStream implements SttStream {
     }
     if (this.state === 'closed' || this.state === 'backoff') return;
     this.generation++;
+    clearTimeout(this.stableTimer);
     const old = this.socket;
     this.socket = undefined;
     try {
@@ -284,29 +308,68 @@ class DeepgramSttStream implements SttStream {
       // Already closed.
     }
     const policy = this.config.reconnect ?? {};
-    // Only a connection that proved itself resets the budget, so a server that accepts and drops at
-    // once still exhausts it instead of looping forever.
-    if (this.state === 'open' && (this.heardFromServer || Date.now() - this.openedAtMs >= STABLE_CONNECTION_MS)) {
-      this.failedAttempts = 0;
-    }
+    // Only a connection that proved itself resets the attempts and ends an outage, so a server that
+    // accepts and drops at once is an outage that goes on, not a string of short ones.
+    const wasWorking = this.state === 'open' && (this.proven || Date.now() - this.openedAtMs >= STABLE_CONNECTION_MS);
+    if (wasWorking) this.failedAttempts = 0;
     this.failedAttempts++;
-    if (this.failedAttempts > (policy.maxAttempts ?? 5)) {
-      this.state = 'closed';
-      clearInterval(this.keepAliveTimer);
-      this.chunks.length = 0;
-      this.closePromise = Promise.resolve();
-      const error: VoiceError = new SttDisconnectedError(
-        `Deepgram stream lost after ${this.failedAttempts - 1} reconnection attempts`,
-        { cause },
-      );
-      this.safely(() => this.opts.onError(error));
+    const now = Date.now();
+    if (this.outageStartedMs === undefined) {
+      this.outageStartedMs = now;
+      this.outageTimer = setTimeout(() => this.onOutageLimit(), this.maxOutageMs());
+    }
+    const outageMs = now - this.outageStartedMs;
+    if (this.failedAttempts > (policy.maxAttempts ?? Number.POSITIVE_INFINITY) || outageMs >= this.maxOutageMs()) {
+      this.giveUp(`Deepgram unreachable for ${outageMs} ms (${this.failedAttempts - 1} reconnection attempts)`, cause);
       return;
     }
+    // A dropped socket that reconnects at once is no outage; a failed attempt is.
+    if (!wasWorking && !this.unavailableReported) {
+      this.unavailableReported = true;
+      const error = new SttUnavailableError(`Deepgram cannot be reached (attempt ${this.failedAttempts} failed); retrying`, { cause });
+      this.safely(() => this.opts.onUnavailable?.(error));
+    }
     this.state = 'backoff';
-    const base = Math.min(policy.maxDelayMs ?? 5000, (policy.initialDelayMs ?? 200) * 2 ** (this.failedAttempts - 1));
-    // Jitter spreads the reconnects of many calls that lost the same upstream at the same moment.
-    const delayMs = base * (0.8 + Math.random() * 0.4);
+    const capMs = policy.maxDelayMs ?? 5000;
+    const baseMs = Math.min(capMs, (policy.initialDelayMs ?? 200) * 2 ** (this.failedAttempts - 1));
+    // Jitter spreads the reconnects of many calls that lost the same upstream at the same moment;
+    // "equal jitter" keeps every delay between half the base and the base, so the cap holds.
+    const delayMs = baseMs / 2 + Math.random() * (baseMs / 2);
     this.backoffTimer = setTimeout(() => void this.connect(), delayMs);
+  }
+
+  private maxOutageMs(): number {
+    return this.opts.maxOutageMs ?? this.config.reconnect?.maxOutageMs ?? 60_000;
+  }
+
+  /** The outage limit passed while waiting or connecting; an open, unproven socket gets to prove itself. */
+  private onOutageLimit(): void {
+    if (this.outageStartedMs === undefined || this.state === 'open' || this.state === 'closing' || this.state === 'closed') return;
+    this.generation++;
+    const socket = this.socket;
+    this.socket = undefined;
+    try {
+      socket?.close();
+    } catch {
+      // Already closed.
+    }
+    this.giveUp(`Deepgram unreachable for ${Date.now() - this.outageStartedMs} ms (${this.failedAttempts} failed attempts)`, undefined);
+  }
+
+  private giveUp(message: string, cause: unknown): void {
+    this.state = 'closed';
+    this.clearTimers();
+    this.chunks.length = 0;
+    this.closePromise = Promise.resolve();
+    const error: VoiceError = new SttDisconnectedError(message, { cause });
+    this.safely(() => this.opts.onError(error));
+  }
+
+  private clearTimers(): void {
+    clearInterval(this.keepAliveTimer);
+    clearTimeout(this.backoffTimer);
+    clearTimeout(this.stableTimer);
+    clearTimeout(this.outageTimer);
   }
 
   /** Forget audio before `toSamples`: a final result covers it, so it never needs replaying. */

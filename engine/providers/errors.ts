@@ -5,11 +5,22 @@ import { VoiceError } from '../errors.ts';
  * opening a new stream or sending the same request again may succeed.
  */
 
-/** The speech-to-text connection dropped and could not be re-established within the retry budget. */
+/** The speech-to-text connection dropped and could not be re-established within the outage limit or retry budget. */
 export class SttDisconnectedError extends VoiceError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('VE_STT_DISCONNECTED', message, { status: 502, retryable: true, cause: options.cause });
     this.name = 'SttDisconnectedError';
+  }
+}
+
+/**
+ * The speech-to-text service cannot be reached at the moment: a reconnection attempt failed. The stream
+ * keeps trying (with backoff) until its outage limit; until then nothing the caller says is recognised.
+ */
+export class SttUnavailableError extends VoiceError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('VE_STT_UNAVAILABLE', message, { status: 503, retryable: true, cause: options.cause });
+    this.name = 'SttUnavailableError';
   }
 }
 

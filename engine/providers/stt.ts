@@ -25,10 +25,23 @@ export interface SttStreamOptions {
   language?: string;
   /** Called for every interim and final result. A throwing listener is caught and ignored. */
   onResult(r: TranscriptResult): void;
-  /** Called once when the stream gives up (after its reconnection budget); the stream is then closed. */
+  /**
+   * Called once when the stream gives up (the recogniser stayed unreachable for `maxOutageMs`, or a
+   * provider's attempt budget ran out); the stream is then closed.
+   */
   onError(e: VoiceError): void;
-  /** Called after an unexpected drop was repaired; audio since the last final result was replayed. */
-  onReconnected?(): void;
+  /**
+   * Called once per outage when reconnecting did not work at once (code VE_STT_UNAVAILABLE): until
+   * `onReconnected`, nothing is recognised. The stream keeps buffering (bounded) and retrying.
+   */
+  onUnavailable?(e: VoiceError): void;
+  /**
+   * Called when a connection works again after a drop or an outage, `downMs` after the last working
+   * one was lost; the audio since the last final result was replayed (as far as the provider keeps it).
+   */
+  onReconnected?(downMs: number): void;
+  /** How long the recogniser may stay unreachable before the stream gives up (`onError`); provider default when absent. */
+  maxOutageMs?: number;
 }
 
 /** A live transcription session for one call. */

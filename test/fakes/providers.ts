@@ -66,8 +66,12 @@ export class ScriptedSttStream implements SttStream {
     this.opts.onError(error);
   }
 
-  reconnected(): void {
-    this.opts.onReconnected?.();
+  unavailable(error: VoiceError): void {
+    this.opts.onUnavailable?.(error);
+  }
+
+  reconnected(downMs = 0): void {
+    this.opts.onReconnected?.(downMs);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { inject } from 'vitest';
 import { RoomServiceClient } from 'livekit-server-sdk';
-import { MediaEngine } from '../../engine/media-engine.ts';
+import { MediaEngine, type MediaEngineOptions } from '../../engine/media-engine.ts';
 import { VoiceEngine } from '../../engine/voice-engine.ts';
 import type { VoiceCallSettings } from '../../engine/call/voice-call.ts';
 import type { EngineEvent, EngineEventOf, EngineEventType } from '../../engine/events.ts';
@@ -33,7 +33,13 @@ export interface VoiceHarness {
 }
 
 export async function startVoiceHarness(
-  opts: { call?: Partial<VoiceCallSettings>; backend?: 'wasm' | 'native'; livekit?: { url: string; apiKey: string; apiSecret: string } } = {},
+  opts: {
+    call?: Partial<VoiceCallSettings>;
+    backend?: 'wasm' | 'native';
+    livekit?: { url: string; apiKey: string; apiSecret: string };
+    /** Media engine options over the harness's (e.g. `allowFaultInjection`). */
+    media?: Partial<Omit<MediaEngineOptions, 'models'>>;
+  } = {},
 ): Promise<VoiceHarness> {
   const livekit = opts.livekit ?? { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
   const rooms = new RoomServiceClient(livekit.url.replace(/^ws/, 'http'), livekit.apiKey, livekit.apiSecret);
@@ -47,6 +53,7 @@ export async function startVoiceHarness(
     vadBackend: backend,
     smartTurnBackend: backend,
     warmUp: { vadRuns: 50, smartTurnRuns: 1 },
+    ...opts.media,
   });
   const engine = new VoiceEngine({
     media,

@@ -107,6 +107,7 @@ export class DeepgramFakeServer {
   private readonly live = new Set<LiveConnection>();
   private script: string[] = [];
   private finalSegments = 0;
+  private down = false;
 
   private constructor(http: Server, tracker: SocketTracker, port: number, options: DeepgramFakeOptions) {
     this.http = http;
@@ -152,6 +153,15 @@ export class DeepgramFakeServer {
     this.failures.add(failure, count);
   }
 
+  /**
+   * A service outage: while down, every open connection is gone (dropped without a close frame when
+   * the outage starts) and every upgrade is refused with 503. Injected failures wait until it is up.
+   */
+  setDown(down: boolean): void {
+    this.down = down;
+    if (down) this.dropAll();
+  }
+
   /** Destroy every open connection now, without close frames. */
   dropAll(): void {
     for (const c of this.live) c.drop();
@@ -189,6 +199,7 @@ export class DeepgramFakeServer {
 
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     this.upgradeAttempts++;
+    if (this.down) return refuse(socket, 503, 'SERVICE_UNAVAILABLE', 'Injected outage.');
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const failure = this.failures.take();
     if (failure?.kind === 'hang') return; // the tracker destroys it on close()
