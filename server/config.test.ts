@@ -80,6 +80,12 @@ describe('loadConfig', () => {
     expect(found.filter((p) => p.startsWith('RATE_LIMIT_OVERRIDES'))).toHaveLength(2);
   });
 
+  it('reads the agent name the worker registers under', () => {
+    expect(loadConfig({ API_KEYS: KEY }).livekit.agentName).toBe('voice-density-engine');
+    expect(loadConfig({ API_KEYS: KEY, AGENT_NAME: ' dispatch-eu ' }).livekit.agentName).toBe('dispatch-eu');
+    expect(problems({ API_KEYS: KEY, AGENT_NAME: 'x'.repeat(129) })).toEqual([`AGENT_NAME must be 1 to 128 printable ASCII characters (got "${'x'.repeat(129)}")`]);
+  });
+
   it('rejects a stop threshold above the start threshold', () => {
     expect(problems({ API_KEYS: KEY, VAD_START_THRESHOLD: '0.3', VAD_STOP_THRESHOLD: '0.5' })).toEqual([
       'VAD_STOP_THRESHOLD must not be above VAD_START_THRESHOLD',

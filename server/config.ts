@@ -36,6 +36,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'LiveKit', name: 'LIVEKIT_TOKEN_TTL_S', default: '3600', description: 'Lifetime of minted participant tokens.' },
   { section: 'LiveKit', name: 'LIVEKIT_ROOM_EMPTY_TIMEOUT_S', default: '300', description: 'LiveKit closes a room that stays empty this long.' },
   { section: 'LiveKit', name: 'WEBHOOK_MAX_AGE_MS', default: '300000', description: 'Webhooks whose `createdAt` is older than this are rejected as replays.' },
+  { section: 'LiveKit', name: 'AGENT_NAME', default: 'voice-density-engine', description: 'Agent name the engine registers with LiveKit\'s agent dispatch; calls are dispatched to it by this name (`AgentDispatchClient.createDispatch`, a SIP dispatch rule, a token\'s room configuration).' },
   { section: 'Storage', name: 'MONGODB_URI', default: undefined, description: 'MongoDB connection string; unset uses the embedded store under `DATA_DIR`.' },
   { section: 'Storage', name: 'DATA_DIR', default: '.cache/data', description: 'Directory of the embedded store and the outbox.' },
   { section: 'Storage', name: 'RECORDING_DIR', default: '.cache/recordings', description: 'Directory of engine-side WAV recordings.' },
@@ -104,6 +105,8 @@ export interface Config {
     tokenTtlS: number;
     roomEmptyTimeoutS: number;
     webhookMaxAgeMs: number;
+    /** The agent worker registers under it; the control plane dispatches to it. */
+    agentName: string;
   };
   store: { mongodbUri: string | undefined; dataDir: string };
   recording: { dir: string };
@@ -275,6 +278,13 @@ function parseOverrides(r: Reader): Record<string, number> {
   return overrides;
 }
 
+/** An empty name would mean LiveKit's automatic dispatch to every room; control characters break logs. */
+function parseAgentName(r: Reader): string {
+  const name = r.string('AGENT_NAME');
+  if (!/^[\x20-\x7e]{1,128}$/.test(name)) r.problems.push(`AGENT_NAME must be 1 to 128 printable ASCII characters (got ${JSON.stringify(name)})`);
+  return name;
+}
+
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -341,6 +351,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       tokenTtlS: r.int('LIVEKIT_TOKEN_TTL_S', 60, 86_400),
       roomEmptyTimeoutS: r.int('LIVEKIT_ROOM_EMPTY_TIMEOUT_S', 1, 86_400),
       webhookMaxAgeMs: r.int('WEBHOOK_MAX_AGE_MS', 1000, 86_400_000),
+      agentName: parseAgentName(r),
     },
     store: {
       mongodbUri: r.url('MONGODB_URI', ['mongodb:', 'mongodb+srv:'], false),
