@@ -4,6 +4,7 @@
  * reaches the audio path.
  */
 import { PcmRing } from './ring/pcm-ring.ts';
+import { TurnBoundary } from './pool/turn-boundary.ts';
 import { TurnDetector, type TurnEvent, type TurnStep, type TurnDetectorSettings } from './turn/turn-detector.ts';
 import { ClosedError } from './errors.ts';
 
@@ -37,6 +38,8 @@ export class CallAudio {
   readonly inputSampleRate: number;
   readonly inputRing: PcmRing;
   readonly turn: TurnDetector;
+  /** Tells the media worker where each completed turn's audio ends (see `TurnWindow`). */
+  readonly turnBoundary = TurnBoundary.create();
   /** Emit every window's VAD probability (tests and the live page; off by default). */
   readonly trace: boolean;
   #hooks: CallAudioHooks;
@@ -44,6 +47,8 @@ export class CallAudio {
   #marks: FrameMark[] = [];
   #reportedDropped = 0;
   #closed = false;
+  /** Where the VAD confirmed the latest stop: a turn the model completes ends there, as in Pipecat. */
+  #stopConfirmedAtSamples = 0;
   /** The last 16 kHz offset the VAD has processed. */
   processedSamples = 0;
 
@@ -94,7 +99,8 @@ export class CallAudio {
     this.#apply(this.turn.onAudioProgress(endSamples));
   }
 
-  handleVadEvent(type: 'speech_start' | 'speech_end', offsetSamples: number, features?: Float32Array, featureMs = 0): void {
+  handleVadEvent(type: 'speech_start' | 'speech_end', offsetSamples: number, confirmedAtSamples: number, features?: Float32Array, featureMs = 0): void {
+    if (type === 'speech_end') this.#stopConfirmedAtSamples = confirmedAtSamples;
     this.#emit({ type, offsetSamples });
     const step = type === 'speech_start' ? this.turn.onSpeechStart(offsetSamples) : this.turn.onSpeechEnd(offsetSamples);
     this.#apply(step);
@@ -115,7 +121,14 @@ export class CallAudio {
   }
 
   #apply(step: TurnStep): void {
-    for (const event of step.events) this.#emit(event);
+    for (const event of step.events) {
+      if (event.type === 'user_turn_complete') {
+        // Pipecat clears its turn buffer after scoring the audio up to the stop, or where the silence
+        // rule fired; audio after that belongs to the next turn.
+        this.turnBoundary.publish(event.rule === 'model' ? this.#stopConfirmedAtSamples : event.decidedAtSamples);
+      }
+      this.#emit(event);
+    }
   }
 
   #emit(event: MediaEvent): void {

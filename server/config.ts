@@ -48,6 +48,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'Engine', name: 'VAD_START_MS', default: '200', description: 'Speech needed before the VAD reports a start.' },
   { section: 'Engine', name: 'VAD_STOP_MS', default: '200', description: 'Silence needed before the VAD reports a stop (and Smart Turn runs).' },
   { section: 'Engine', name: 'SMART_TURN_SILENCE_FALLBACK_MS', default: '3000', description: 'Silence after which a turn counts as complete whatever Smart Turn says.' },
+  { section: 'Engine', name: 'SMART_TURN_PRE_SPEECH_MS', default: '500', description: 'Audio before the turn\'s first speech start that Smart Turn is given, on top of `VAD_START_MS` (Pipecat `pre_speech_ms`). Smart Turn scores the current user turn only, as Pipecat builds it: from its first speech start less this allowance, up to the stop, kept across "incomplete" decisions and cleared when the turn completes.' },
+  { section: 'Engine', name: 'SMART_TURN_MAX_DURATION_MS', default: '8000', description: 'Smart Turn is given at most the last this-many ms of the turn (Pipecat `max_duration_secs`; the model takes 8 s, zero-padded at the front).' },
   { section: 'Engine', name: 'ENGINE_VAD_BATCH_WINDOW_MS', default: '20', description: 'Shortest time between two VAD steps of a media worker. The calls\' frames arrive at different moments; waiting lets one batched VAD run take most of them, for at most this much added latency. 0 runs the VAD as soon as any call has a window.' },
   { section: 'Engine', name: 'ENGINE_VAD_SKIP_DIGITAL_SILENCE', default: 'true', description: 'Answer VAD windows that are exact digital silence (every sample 0) with probability 0 without running Silero, and start the call\'s VAD state afresh after them. A caller who sends nothing (muted, or no DTX between utterances) reaches the engine as zeros once libwebrtc\'s concealment fades out.' },
   { section: 'Engine', name: 'ENGINE_TURN_WORKERS', default: '1', description: 'Worker threads that run Smart Turn, apart from the media workers.' },
@@ -106,7 +108,7 @@ export interface Config {
     vadBackend: Backend;
     smartTurnBackend: Backend;
     vad: { startThreshold: number; stopThreshold: number; startMs: number; stopMs: number };
-    smartTurn: { silenceFallbackMs: number; modelPath: string | undefined };
+    smartTurn: { silenceFallbackMs: number; preSpeechMs: number; maxDurationMs: number; modelPath: string | undefined };
     allowModelHub: boolean;
   };
   bargeIn: { minSpeechMs: number; minWords: number; resumeMs: number };
@@ -335,6 +337,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       vad,
       smartTurn: {
         silenceFallbackMs: r.int('SMART_TURN_SILENCE_FALLBACK_MS', 100, 60_000),
+        preSpeechMs: r.int('SMART_TURN_PRE_SPEECH_MS', 0, 8000),
+        maxDurationMs: r.int('SMART_TURN_MAX_DURATION_MS', 100, 8000),
         modelPath: r.optional('SMART_TURN_MODEL_PATH'),
       },
       allowModelHub: r.bool('ALLOW_MODEL_HUB'),

@@ -107,6 +107,7 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
         stopMs: config.engine.vad.stopMs,
       },
       turn: { silenceFallbackMs: config.engine.smartTurn.silenceFallbackMs },
+      turnWindow: { preSpeechMs: config.engine.smartTurn.preSpeechMs, maxDurationMs: config.engine.smartTurn.maxDurationMs },
     });
     cleanup.push({ what: 'media engine', close: () => media.close() });
 

@@ -21,6 +21,8 @@ export interface PoolCall {
   callId: string;
   inputRing: SharedArrayBuffer;
   inputSampleRate: number;
+  /** See `TurnBoundary`. */
+  turnBoundary: SharedArrayBuffer;
 }
 
 export interface MediaPoolListener {
@@ -153,7 +155,7 @@ export class MediaPool {
       // Audio the dead worker read but never decided is lost; the stream offsets stay true to the audio.
       const ring = PcmRing.attach(entry.call.inputRing);
       const startOffsetSamples = Math.floor((ring.totalReadSamples() * VAD_SAMPLE_RATE) / entry.call.inputSampleRate);
-      to.send({ type: 'attach', callId, inputRing: entry.call.inputRing, inputSampleRate: entry.call.inputSampleRate, startOffsetSamples });
+      to.send({ type: 'attach', callId, inputRing: entry.call.inputRing, inputSampleRate: entry.call.inputSampleRate, turnBoundary: entry.call.turnBoundary, startOffsetSamples });
       to.doorbell.ring();
       moved.push(callId);
     }
@@ -177,7 +179,7 @@ export class MediaPool {
     if (!slot) throw new WorkerUnavailableError();
     slot.calls.add(call.callId);
     this.#calls.set(call.callId, { call, slot });
-    slot.send({ type: 'attach', callId: call.callId, inputRing: call.inputRing, inputSampleRate: call.inputSampleRate });
+    slot.send({ type: 'attach', callId: call.callId, inputRing: call.inputRing, inputSampleRate: call.inputSampleRate, turnBoundary: call.turnBoundary });
     return slot.id;
   }
 
@@ -239,7 +241,7 @@ export class MediaPool {
         if (!this.#calls.has(callId) || !idlest.live) continue;
         entry.slot = idlest;
         idlest.calls.add(callId);
-        idlest.send({ type: 'attach', callId, inputRing: entry.call.inputRing, inputSampleRate: entry.call.inputSampleRate, snapshot: snapshot ?? undefined });
+        idlest.send({ type: 'attach', callId, inputRing: entry.call.inputRing, inputSampleRate: entry.call.inputSampleRate, turnBoundary: entry.call.turnBoundary, snapshot: snapshot ?? undefined });
         idlest.doorbell.ring();
       }
     } finally {

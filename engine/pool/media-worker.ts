@@ -2,14 +2,15 @@
  * The media worker: one long-running Piscina task per thread. It owns the per-call media state of the
  * calls assigned to it, wakes on its doorbell when the main thread has written audio, and runs the VAD
  * for all of its calls as one batched `session.run` per step. On a VAD stop it extracts the Smart Turn
- * features from the call's history and sends them with the event; the model itself runs in the turn pool.
+ * features of the current turn's audio (the call's `TurnWindow` over its history) and sends them with the
+ * event; the model itself runs in the turn pool.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { Doorbell } from '../ring/doorbell.ts';
 import { createModelSession } from '../inference/backend.ts';
 import { SileroVad, VAD_WINDOW_SAMPLES } from '../stages/silero-vad.ts';
 import { loadResamplerModule } from '../stages/resampler.ts';
-import { loadFeatureExtractor, type SmartTurnFeatureExtractor, SMART_TURN_SAMPLES } from '../stages/smart-turn-features.ts';
+import { loadFeatureExtractor, type SmartTurnFeatureExtractor } from '../stages/smart-turn-features.ts';
 import { CallMedia } from './call-media.ts';
 import type { FromWorker, MediaWorkerSettings, ToWorker, VadEventMessage, VadWindowResult } from './protocol.ts';
 
@@ -123,6 +124,8 @@ class MediaWorker {
         inputSampleRate: message.inputSampleRate,
         historyMs: this.settings.historyMs,
         vad: this.settings.vad,
+        turnWindow: this.settings.turnWindow,
+        turnBoundary: message.turnBoundary,
         snapshot: message.snapshot,
         startOffsetSamples: message.startOffsetSamples,
       });
@@ -188,17 +191,18 @@ class MediaWorker {
       windows.push({ callId, endSamples, probability, inputSamples: inputSamples.get(callId) ?? 0 });
       const event = call.hysteresis.push(probability);
       if (!event) continue;
+      // The event is confirmed at the end of this window; the boundary says where the last completed turn ended.
+      const clearedAtSamples = call.turnBoundary.clearedAtSamples();
       if (event.type === 'speech_end') {
         const started = performance.now();
-        // The history can run ahead of the VAD by the windows still queued; end the input at the stop.
-        const ahead = call.history.totalSamples - endSamples;
-        const recent = call.history.latest(SMART_TURN_SAMPLES + ahead);
-        const input = recent.subarray(0, Math.max(0, recent.length - ahead));
-        const features = this.#features.extract(input);
-        events.push({ callId, type: event.type, offsetSamples: event.offsetSamples, features, featureMs: performance.now() - started });
+        // The history can run ahead of the VAD by the windows still queued: the range ends at the stop.
+        const range = call.turnWindow.onSpeechEnd(endSamples, clearedAtSamples);
+        const features = this.#features.extract(call.history.range(range.startSamples, range.endSamples));
+        events.push({ callId, type: event.type, offsetSamples: event.offsetSamples, confirmedAtSamples: endSamples, features, featureMs: performance.now() - started });
         transfer.push(features.buffer as ArrayBuffer);
       } else {
-        events.push({ callId, type: event.type, offsetSamples: event.offsetSamples });
+        call.turnWindow.onSpeechStart(endSamples, clearedAtSamples);
+        events.push({ callId, type: event.type, offsetSamples: event.offsetSamples, confirmedAtSamples: endSamples });
       }
     }
     post(this.#port, { type: 'step', windows, events, inferenceMs, batchSize, silentWindows }, transfer);

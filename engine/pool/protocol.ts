@@ -4,6 +4,15 @@
  */
 import type { BackendName } from '../inference/backend.ts';
 import type { VadHysteresisOptions, VadHysteresisState } from '../stages/vad-hysteresis.ts';
+import type { TurnWindowState } from '../stages/turn-window.ts';
+
+/** Which audio Smart Turn scores at a stop (see `TurnWindow`; the VAD's start window comes from `vad`). */
+export interface TurnWindowSettings {
+  /** Audio before the turn's first speech start given to the model (Pipecat `pre_speech_ms`). */
+  preSpeechMs: number;
+  /** The model sees at most the last this-many ms of the turn (Pipecat `max_duration_secs`). */
+  maxDurationMs: number;
+}
 
 export interface MediaWorkerSettings {
   workerId: number;
@@ -14,8 +23,9 @@ export interface MediaWorkerSettings {
   vad: VadHysteresisOptions;
   /** VAD runs made on silence before the worker takes calls (onnxruntime-web is slow at first). */
   warmUpRuns: number;
-  /** How much 16 kHz audio each call keeps for Smart Turn. */
+  /** How much 16 kHz audio each call keeps for Smart Turn (at least `turnWindow.maxDurationMs`). */
   historyMs: number;
+  turnWindow: TurnWindowSettings;
   /**
    * Shortest time between two VAD steps: the calls' frames arrive at different moments, and waiting this
    * long lets one step batch most of them (fewer, larger `session.run`s) for at most this much latency.
@@ -37,6 +47,7 @@ export interface CallSnapshot {
   history: { latest: Float32Array; totalSamples: number };
   pending: Float32Array;
   hysteresis: VadHysteresisState;
+  turnWindow: TurnWindowState;
 }
 
 export type ToWorker =
@@ -45,6 +56,8 @@ export type ToWorker =
       callId: string;
       inputRing: SharedArrayBuffer;
       inputSampleRate: number;
+      /** The call's `TurnBoundary`: where the main thread's last completed turn ended. */
+      turnBoundary: SharedArrayBuffer;
       /** A moving call's state; absent for a new call or one whose worker died. */
       snapshot?: CallSnapshot;
       /** 16 kHz stream offset of the next sample the ring will give (non-zero after a worker died). */
@@ -67,7 +80,9 @@ export interface VadEventMessage {
   callId: string;
   type: 'speech_start' | 'speech_end';
   offsetSamples: number;
-  /** For `speech_end`: Smart Turn input features of the last 8 s ([80][800] float32). */
+  /** End of the VAD window that confirmed the event (a stop is confirmed `stopMs` after the speech ended). */
+  confirmedAtSamples: number;
+  /** For `speech_end`: Smart Turn input features of the turn's audio ([80][800] float32). */
   features?: Float32Array;
   /** For `speech_end`: how long feature extraction took in the worker. */
   featureMs?: number;
