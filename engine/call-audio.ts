@@ -5,12 +5,15 @@
  */
 import { PcmRing } from './ring/pcm-ring.ts';
 import { TurnBoundary } from './pool/turn-boundary.ts';
+import type { VadEventMessage } from './pool/protocol.ts';
 import { TurnDetector, type TurnEvent, type TurnStep, type TurnDetectorSettings } from './turn/turn-detector.ts';
 import { ClosedError } from './errors.ts';
 
 export type MediaEvent =
-  | { type: 'speech_start'; offsetSamples: number }
-  | { type: 'speech_end'; offsetSamples: number }
+  /** `offsetSamples`: where speech began; `confirmedAtSamples`: where the VAD confirmed it. */
+  | { type: 'speech_start'; offsetSamples: number; confirmedAtSamples: number }
+  /** `offsetSamples`: where speech ended; Smart Turn scores `[scoredFromSamples, confirmedAtSamples)`. */
+  | { type: 'speech_end'; offsetSamples: number; confirmedAtSamples: number; scoredFromSamples?: number }
   | { type: 'vad_probability'; endSamples: number; probability: number }
   | { type: 'worker_restarted'; fromWorkerId: number; toWorkerId: number; reason: string }
   | { type: 'smart_turn_error'; code: string; message: string }
@@ -99,12 +102,18 @@ export class CallAudio {
     this.#apply(this.turn.onAudioProgress(endSamples));
   }
 
-  handleVadEvent(type: 'speech_start' | 'speech_end', offsetSamples: number, confirmedAtSamples: number, features?: Float32Array, featureMs = 0): void {
-    if (type === 'speech_end') this.#stopConfirmedAtSamples = confirmedAtSamples;
-    this.#emit({ type, offsetSamples });
-    const step = type === 'speech_start' ? this.turn.onSpeechStart(offsetSamples) : this.turn.onSpeechEnd(offsetSamples);
+  handleVadEvent(event: Omit<VadEventMessage, 'callId'>): void {
+    const { offsetSamples, confirmedAtSamples } = event;
+    if (event.type === 'speech_start') {
+      this.#emit({ type: 'speech_start', offsetSamples, confirmedAtSamples });
+      this.#apply(this.turn.onSpeechStart(offsetSamples));
+      return;
+    }
+    this.#stopConfirmedAtSamples = confirmedAtSamples;
+    this.#emit({ type: 'speech_end', offsetSamples, confirmedAtSamples, scoredFromSamples: event.scoredFromSamples });
+    const step = this.turn.onSpeechEnd(offsetSamples);
     this.#apply(step);
-    if (step.request && features) this.#hooks.requestSmartTurn(this, step.request.requestId, features, featureMs);
+    if (step.request && event.features) this.#hooks.requestSmartTurn(this, step.request.requestId, event.features, event.featureMs ?? 0);
   }
 
   handleSmartTurn(requestId: number, probability: number): void {

@@ -39,6 +39,10 @@ export interface MediaEngineOptions {
   vadBatchWindowMs: number;
   /** See MediaWorkerSettings.skipDigitalSilence. */
   vadSkipDigitalSilence: boolean;
+  /** See MediaWorkerSettings.modelResetIntervalMs. */
+  vadModelResetIntervalMs: number;
+  /** See MediaWorkerSettings.minVolume. */
+  vadMinVolume: number;
   allowFaultInjection: boolean;
   onListenerError?: (callId: string, error: unknown) => void;
 }
@@ -62,6 +66,10 @@ export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
   turnWindow: { preSpeechMs: 500, maxDurationMs: 8000 },
   vadBatchWindowMs: 20,
   vadSkipDigitalSilence: true,
+  // Pipecat 1.14's SileroVADAnalyzer: _MODEL_RESET_INTERVAL_SECS = 2.0.
+  vadModelResetIntervalMs: 2000,
+  // Pipecat's VADParams.min_volume.
+  vadMinVolume: 0.6,
   allowFaultInjection: false,
 };
 
@@ -111,6 +119,8 @@ export class MediaEngine {
           turnWindow: options.turnWindow,
           batchWindowMs: options.vadBatchWindowMs,
           skipDigitalSilence: options.vadSkipDigitalSilence,
+          modelResetIntervalMs: options.vadModelResetIntervalMs,
+          minVolume: options.vadMinVolume,
           allowFaultInjection: options.allowFaultInjection,
         },
       },
@@ -210,7 +220,7 @@ export class MediaEngine {
       if (!call) continue;
       // A caller who resumes speaking makes any queued Smart Turn question about the pause moot.
       if (event.type === 'speech_start') this.#turnPool.cancel(event.callId);
-      call.handleVadEvent(event.type, event.offsetSamples, event.confirmedAtSamples, event.features, event.featureMs ?? 0);
+      call.handleVadEvent(event);
     }
   }
 

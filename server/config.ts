@@ -47,6 +47,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'Engine', name: 'VAD_STOP_THRESHOLD', default: '0.35', description: 'Speech probability under which frames count as silence (0-1, below the start threshold).' },
   { section: 'Engine', name: 'VAD_START_MS', default: '200', description: 'Speech needed before the VAD reports a start.' },
   { section: 'Engine', name: 'VAD_STOP_MS', default: '200', description: 'Silence needed before the VAD reports a stop (and Smart Turn runs).' },
+  { section: 'Engine', name: 'VAD_MIN_VOLUME', default: '0.6', description: 'Loudness gate of Pipecat\'s VAD (`min_volume`): a window counts as speech only when the smoothed BS.1770 loudness of the last 400 ms, mapped from -110..-10 LUFS to 0..1, is at least this. Confirms speech a few windows later after silence and ignores quiet blips. 0 turns it off (and saves about 15-30 µs per window per call).' },
+  { section: 'Engine', name: 'VAD_MODEL_RESET_MS', default: '2000', description: 'Clear a call\'s Silero state after this much audio, at the first clearly non-speech moment while the VAD is quiet (Pipecat 1.14\'s rule: non-speech drifts the state so that the speech after it is under-reported). 0 never clears it.' },
   { section: 'Engine', name: 'SMART_TURN_SILENCE_FALLBACK_MS', default: '3000', description: 'Silence after which a turn counts as complete whatever Smart Turn says.' },
   { section: 'Engine', name: 'SMART_TURN_PRE_SPEECH_MS', default: '500', description: 'Audio before the turn\'s first speech start that Smart Turn is given, on top of `VAD_START_MS` (Pipecat `pre_speech_ms`). Smart Turn scores the current user turn only, as Pipecat builds it: from its first speech start less this allowance, up to the stop, kept across "incomplete" decisions and cleared when the turn completes.' },
   { section: 'Engine', name: 'SMART_TURN_MAX_DURATION_MS', default: '8000', description: 'Smart Turn is given at most the last this-many ms of the turn (Pipecat `max_duration_secs`; the model takes 8 s, zero-padded at the front).' },
@@ -107,7 +109,7 @@ export interface Config {
     maxCalls: number;
     vadBackend: Backend;
     smartTurnBackend: Backend;
-    vad: { startThreshold: number; stopThreshold: number; startMs: number; stopMs: number };
+    vad: { startThreshold: number; stopThreshold: number; startMs: number; stopMs: number; minVolume: number; modelResetMs: number };
     smartTurn: { silenceFallbackMs: number; preSpeechMs: number; maxDurationMs: number; modelPath: string | undefined };
     allowModelHub: boolean;
   };
@@ -296,6 +298,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     stopThreshold: r.number('VAD_STOP_THRESHOLD', 0, 1),
     startMs: r.int('VAD_START_MS', 0, 10_000),
     stopMs: r.int('VAD_STOP_MS', 0, 10_000),
+    minVolume: r.number('VAD_MIN_VOLUME', 0, 1),
+    modelResetMs: r.int('VAD_MODEL_RESET_MS', 0, 600_000),
   };
   if (vad.stopThreshold > vad.startThreshold) {
     r.problems.push('VAD_STOP_THRESHOLD must not be above VAD_START_THRESHOLD');

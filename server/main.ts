@@ -98,6 +98,8 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       turnWorkers: config.engine.turnWorkers,
       vadBatchWindowMs: config.engine.vadBatchWindowMs,
       vadSkipDigitalSilence: config.engine.vadSkipDigitalSilence,
+      vadMinVolume: config.engine.vad.minVolume,
+      vadModelResetIntervalMs: config.engine.vad.modelResetMs,
       vadBackend: config.engine.vadBackend,
       smartTurnBackend: config.engine.smartTurnBackend,
       vad: {

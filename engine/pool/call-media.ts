@@ -9,6 +9,8 @@ import { AudioHistory } from '../stages/audio-history.ts';
 import { VadHysteresis, type VadHysteresisOptions } from '../stages/vad-hysteresis.ts';
 import { VAD_WINDOW_SAMPLES, VAD_SAMPLE_RATE } from '../stages/silero-vad.ts';
 import { TurnWindow } from '../stages/turn-window.ts';
+import { SileroReset } from '../stages/silero-reset.ts';
+import { VadVolume } from '../stages/vad-volume.ts';
 import { TurnBoundary } from './turn-boundary.ts';
 import type { CallSnapshot, TurnWindowSettings } from './protocol.ts';
 
@@ -20,6 +22,10 @@ export class CallMedia {
   readonly history: AudioHistory;
   readonly hysteresis: VadHysteresis;
   readonly turnWindow: TurnWindow;
+  readonly sileroReset: SileroReset;
+  readonly vadVolume: VadVolume;
+  /** The last 400 ms that the loudness gate measures, reused every window. */
+  readonly volumeScratch: Float32Array;
   /** Where the main thread's last completed turn ended (read at every VAD event). */
   readonly turnBoundary: TurnBoundary;
   /** Complete 512-sample windows waiting for the next batched VAD run, oldest first. */
@@ -39,6 +45,8 @@ export class CallMedia {
     vad: VadHysteresisOptions;
     turnWindow: TurnWindowSettings;
     turnBoundary: SharedArrayBuffer;
+    modelResetIntervalMs: number;
+    minVolume: number;
     snapshot?: CallSnapshot;
     startOffsetSamples?: number;
   }) {
@@ -58,14 +66,29 @@ export class CallMedia {
     this.hysteresis = new VadHysteresis(opts.vad);
     this.turnWindow = new TurnWindow({ ...opts.turnWindow, vadStartMs: opts.vad.startMs, sampleRate: VAD_SAMPLE_RATE });
     this.turnBoundary = TurnBoundary.attach(opts.turnBoundary);
+    this.sileroReset = new SileroReset({ intervalMs: opts.modelResetIntervalMs, windowSamples: VAD_WINDOW_SAMPLES, sampleRate: VAD_SAMPLE_RATE });
+    this.vadVolume = new VadVolume({ minVolume: opts.minVolume, sampleRate: VAD_SAMPLE_RATE });
+    this.volumeScratch = new Float32Array(this.vadVolume.enabled ? this.vadVolume.windowSamples : 0);
     if (!snapshot) this.hysteresis.reset(startOffset);
     if (snapshot) {
       this.hysteresis.importState(snapshot.hysteresis);
       this.turnWindow.importState(snapshot.turnWindow);
+      this.sileroReset.importState(snapshot.sileroReset);
+      this.vadVolume.importState(snapshot.vadVolume);
       this.#pending.set(snapshot.pending);
       this.#pendingLength = snapshot.pending.length;
     }
     this.windowEndSamples = this.history.totalSamples - this.#pendingLength;
+  }
+
+  /**
+   * What the hysteresis should see for the window ending at `endSamples`: the model's probability, or 0
+   * when the loudness gate says the audio is too quiet to be speech (Pipecat's `min_volume`).
+   */
+  gatedProbability(probability: number, endSamples: number): number {
+    if (!this.vadVolume.enabled) return probability;
+    const recent = this.history.copyRange(endSamples - this.vadVolume.windowSamples, endSamples, this.volumeScratch);
+    return this.vadVolume.loudEnough(this.vadVolume.afterWindow(recent)) ? probability : 0;
   }
 
   /** Moves everything the ring holds into 16 kHz windows; returns how many samples were read. */
@@ -107,6 +130,8 @@ export class CallMedia {
       pending: this.#pending.slice(0, this.#pendingLength),
       hysteresis: this.hysteresis.exportState(),
       turnWindow: this.turnWindow.exportState(),
+      sileroReset: this.sileroReset.exportState(),
+      vadVolume: this.vadVolume.exportState(),
     };
   }
 

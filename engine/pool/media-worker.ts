@@ -126,6 +126,8 @@ class MediaWorker {
         vad: this.settings.vad,
         turnWindow: this.settings.turnWindow,
         turnBoundary: message.turnBoundary,
+        modelResetIntervalMs: this.settings.modelResetIntervalMs,
+        minVolume: this.settings.minVolume,
         snapshot: message.snapshot,
         startOffsetSamples: message.startOffsetSamples,
       });
@@ -165,6 +167,7 @@ class MediaWorker {
         if (this.settings.skipDigitalSilence && isDigitalSilence(window.samples)) {
           // Start afresh after the silence, as Silero does at the start of a stream.
           this.#vad.resetStream(call.callId);
+          call.sileroReset.restart();
           silent.push(call.callId);
         } else {
           batch.set(call.callId, window.samples);
@@ -189,7 +192,9 @@ class MediaWorker {
       call.windowEndSamples += VAD_WINDOW_SAMPLES;
       const endSamples = call.windowEndSamples;
       windows.push({ callId, endSamples, probability, inputSamples: inputSamples.get(callId) ?? 0 });
-      const event = call.hysteresis.push(probability);
+      // Takes effect from the next window, as in Pipecat (whose VAD state here is still the previous one).
+      if (call.sileroReset.afterWindow(probability, call.hysteresis.quiet)) this.#vad.resetStream(callId);
+      const event = call.hysteresis.push(call.gatedProbability(probability, endSamples));
       if (!event) continue;
       // The event is confirmed at the end of this window; the boundary says where the last completed turn ended.
       const clearedAtSamples = call.turnBoundary.clearedAtSamples();
@@ -198,7 +203,15 @@ class MediaWorker {
         // The history can run ahead of the VAD by the windows still queued: the range ends at the stop.
         const range = call.turnWindow.onSpeechEnd(endSamples, clearedAtSamples);
         const features = this.#features.extract(call.history.range(range.startSamples, range.endSamples));
-        events.push({ callId, type: event.type, offsetSamples: event.offsetSamples, confirmedAtSamples: endSamples, features, featureMs: performance.now() - started });
+        events.push({
+          callId,
+          type: event.type,
+          offsetSamples: event.offsetSamples,
+          confirmedAtSamples: endSamples,
+          scoredFromSamples: range.startSamples,
+          features,
+          featureMs: performance.now() - started,
+        });
         transfer.push(features.buffer as ArrayBuffer);
       } else {
         call.turnWindow.onSpeechStart(endSamples, clearedAtSamples);

@@ -5,6 +5,7 @@
 import type { BackendName } from '../inference/backend.ts';
 import type { VadHysteresisOptions, VadHysteresisState } from '../stages/vad-hysteresis.ts';
 import type { TurnWindowState } from '../stages/turn-window.ts';
+import type { SileroResetState } from '../stages/silero-reset.ts';
 
 /** Which audio Smart Turn scores at a stop (see `TurnWindow`; the VAD's start window comes from `vad`). */
 export interface TurnWindowSettings {
@@ -37,6 +38,16 @@ export interface MediaWorkerSettings {
    * with no DTX) reaches the engine as zeros once libwebrtc's concealment has faded out.
    */
   skipDigitalSilence: boolean;
+  /**
+   * Clear a call's Silero state after this much audio, at the first clearly non-speech window while the
+   * VAD is quiet (Pipecat 1.14's rule, see `SileroReset`). 0 never clears it.
+   */
+  modelResetIntervalMs: number;
+  /**
+   * Pipecat's loudness gate (`VADParams.min_volume`): a window counts as speech only when the smoothed
+   * BS.1770 loudness of the last 400 ms, mapped to 0-1, is at least this (see `VadVolume`). 0 turns it off.
+   */
+  minVolume: number;
   /** Lets tests crash a worker on purpose. */
   allowFaultInjection: boolean;
 }
@@ -48,6 +59,9 @@ export interface CallSnapshot {
   pending: Float32Array;
   hysteresis: VadHysteresisState;
   turnWindow: TurnWindowState;
+  sileroReset: SileroResetState;
+  /** The loudness gate's smoothed volume. */
+  vadVolume: number;
 }
 
 export type ToWorker =
@@ -82,6 +96,8 @@ export interface VadEventMessage {
   offsetSamples: number;
   /** End of the VAD window that confirmed the event (a stop is confirmed `stopMs` after the speech ended). */
   confirmedAtSamples: number;
+  /** For `speech_end`: where the audio Smart Turn scores begins (it ends at `confirmedAtSamples`). */
+  scoredFromSamples?: number;
   /** For `speech_end`: Smart Turn input features of the turn's audio ([80][800] float32). */
   features?: Float32Array;
   /** For `speech_end`: how long feature extraction took in the worker. */

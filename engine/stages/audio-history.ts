@@ -48,12 +48,22 @@ export class AudioHistory {
    * held: the copy starts at max(startSamples, oldest held) and ends at min(endSamples, totalSamples).
    */
   range(startSamples: number, endSamples: number): Float32Array {
+    return this.copyRange(startSamples, endSamples, new Float32Array(Math.max(0, endSamples - startSamples)));
+  }
+
+  /** `range` into a caller-owned array (at least `endSamples - startSamples` long); returns the filled prefix. */
+  copyRange(startSamples: number, endSamples: number, out: Float32Array): Float32Array {
     const oldest = this.#totalSamples - Math.min(this.capacitySamples, this.#totalSamples);
     const from = Math.max(startSamples, oldest);
     const to = Math.min(endSamples, this.#totalSamples);
-    if (to <= from) return new Float32Array(0);
-    const recent = this.latest(this.#totalSamples - from);
-    return recent.subarray(0, to - from);
+    if (to <= from) return out.subarray(0, 0);
+    const capacity = this.capacitySamples;
+    const begin = from % capacity;
+    const count = to - from;
+    const firstPart = Math.min(count, capacity - begin);
+    out.set(this.#data.subarray(begin, begin + firstPart), 0);
+    if (firstPart < count) out.set(this.#data.subarray(0, count - firstPart), firstPart);
+    return out.subarray(0, count);
   }
 
   /** State for moving a call to another worker. */
