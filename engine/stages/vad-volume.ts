@@ -38,7 +38,7 @@ const ABSOLUTE_GATE_ENERGY = loudnessToEnergy(ABSOLUTE_GATE_LUFS);
 const TOP_BIN_ENERGY = loudnessToEnergy((HISTOGRAM_BINS - 1) * BIN_LU + ABSOLUTE_GATE_LUFS);
 
 /** BS.1770 K-weighting (high shelf then high pass) as one 4th-order filter, for `sampleRate` (libebur128's design). */
-function kWeighting(sampleRate: number): { b: Float64Array; a: Float64Array } {
+export function kWeighting(sampleRate: number): { b: Float64Array; a: Float64Array } {
   const shelfHz = 1681.974450955533;
   const gainDb = 3.999843853973347;
   const shelfQ = 0.7071752369554196;
