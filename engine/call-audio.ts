@@ -6,6 +6,7 @@
 import { PcmRing } from './ring/pcm-ring.ts';
 import { TurnBoundary } from './pool/turn-boundary.ts';
 import type { VadEventMessage } from './pool/protocol.ts';
+import { completedTurnEndSamples } from './stages/turn-window.ts';
 import { TurnDetector, type TurnEvent, type TurnStep, type TurnDetectorSettings } from './turn/turn-detector.ts';
 import { ClosedError } from './errors.ts';
 
@@ -132,9 +133,7 @@ export class CallAudio {
   #apply(step: TurnStep): void {
     for (const event of step.events) {
       if (event.type === 'user_turn_complete') {
-        // Pipecat clears its turn buffer after scoring the audio up to the stop, or where the silence
-        // rule fired; audio after that belongs to the next turn.
-        this.turnBoundary.publish(event.rule === 'model' ? this.#stopConfirmedAtSamples : event.decidedAtSamples);
+        this.turnBoundary.publish(completedTurnEndSamples(event.rule, this.#stopConfirmedAtSamples, event.decidedAtSamples));
       }
       this.#emit(event);
     }

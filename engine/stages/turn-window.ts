@@ -43,6 +43,15 @@ export interface TurnAudioRange {
   endSamples: number;
 }
 
+/**
+ * Where a completed turn's audio ends, as Pipecat clears its buffer: after scoring the audio up to the
+ * VAD stop when the model completed the turn, or where the silence rule fired. Audio after that position
+ * belongs to the next turn.
+ */
+export function completedTurnEndSamples(rule: 'model' | 'silence', stopConfirmedAtSamples: number, decidedAtSamples: number): number {
+  return rule === 'model' ? stopConfirmedAtSamples : decidedAtSamples;
+}
+
 export class TurnWindowConfigError extends VoiceError {
   constructor(message: string) {
     super('VE_TURN_WINDOW_CONFIG', message, { status: 400 });
