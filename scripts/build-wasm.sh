@@ -13,7 +13,7 @@ fi
 
 # -O3 without -ffast-math: the float32 part must keep numpy's exact order of operations, and
 # WebAssembly has no fused multiply-add for the compiler to contract into.
-for source in wasm/whisper-log-mel.c; do
+for source in wasm/whisper-log-mel.c wasm/k-weighted-energy.c; do
   "$CLANG" --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -Wl,--no-entry \
     -o "${source%.c}.wasm" "$source"
   echo "built ${source%.c}.wasm ($(stat -c %s "${source%.c}.wasm") bytes)"

@@ -24,8 +24,6 @@ export class CallMedia {
   readonly turnWindow: TurnWindow;
   readonly sileroReset: SileroReset;
   readonly vadVolume: VadVolume;
-  /** The last 400 ms that the loudness gate measures, reused every window. */
-  readonly volumeScratch: Float32Array;
   /** Where the main thread's last completed turn ended (read at every VAD event). */
   readonly turnBoundary: TurnBoundary;
   /** Complete 512-sample windows waiting for the next batched VAD run, oldest first. */
@@ -68,7 +66,6 @@ export class CallMedia {
     this.turnBoundary = TurnBoundary.attach(opts.turnBoundary);
     this.sileroReset = new SileroReset({ intervalMs: opts.modelResetIntervalMs, windowSamples: VAD_WINDOW_SAMPLES, sampleRate: VAD_SAMPLE_RATE });
     this.vadVolume = new VadVolume({ minVolume: opts.minVolume, sampleRate: VAD_SAMPLE_RATE });
-    this.volumeScratch = new Float32Array(this.vadVolume.enabled ? this.vadVolume.windowSamples : 0);
     if (!snapshot) this.hysteresis.reset(startOffset);
     if (snapshot) {
       this.hysteresis.importState(snapshot.hysteresis);
@@ -79,16 +76,6 @@ export class CallMedia {
       this.#pendingLength = snapshot.pending.length;
     }
     this.windowEndSamples = this.history.totalSamples - this.#pendingLength;
-  }
-
-  /**
-   * What the hysteresis should see for the window ending at `endSamples`: the model's probability, or 0
-   * when the loudness gate says the audio is too quiet to be speech (Pipecat's `min_volume`).
-   */
-  gatedProbability(probability: number, endSamples: number): number {
-    if (!this.vadVolume.enabled) return probability;
-    const recent = this.history.copyRange(endSamples - this.vadVolume.windowSamples, endSamples, this.volumeScratch);
-    return this.vadVolume.loudEnough(this.vadVolume.afterWindow(recent)) ? probability : 0;
   }
 
   /** Moves everything the ring holds into 16 kHz windows; returns how many samples were read. */

@@ -8,9 +8,10 @@
 import type { MessagePort } from 'node:worker_threads';
 import { Doorbell } from '../ring/doorbell.ts';
 import { createModelSession } from '../inference/backend.ts';
-import { SileroVad, VAD_WINDOW_SAMPLES } from '../stages/silero-vad.ts';
+import { SileroVad, VAD_SAMPLE_RATE, VAD_WINDOW_SAMPLES } from '../stages/silero-vad.ts';
 import { loadResamplerModule } from '../stages/resampler.ts';
 import { loadFeatureExtractor, type SmartTurnFeatureExtractor } from '../stages/smart-turn-features.ts';
+import { gateWindows, isDigitalSilence, kWeightedEnergies, type KWeightedEnergies } from '../stages/vad-volume.ts';
 import { CallMedia } from './call-media.ts';
 import type { FromWorker, MediaWorkerSettings, ToWorker, VadEventMessage, VadWindowResult } from './protocol.ts';
 
@@ -75,6 +76,7 @@ class MediaWorker {
   #port: MessagePort;
   #calls = new Map<string, CallMedia>();
   #control: ToWorker[] = [];
+  #energies: KWeightedEnergies = kWeightedEnergies(VAD_SAMPLE_RATE);
 
   constructor(settings: MediaWorkerSettings, vad: SileroVad, features: SmartTurnFeatureExtractor, port: MessagePort) {
     this.settings = settings;
@@ -186,6 +188,7 @@ class MediaWorker {
     const windows: VadWindowResult[] = [];
     const events: VadEventMessage[] = [];
     const transfer: ArrayBuffer[] = [];
+    const scored: Array<{ call: CallMedia; probability: number; endSamples: number }> = [];
     for (const [callId, probability] of probabilities) {
       const call = this.#calls.get(callId);
       if (!call) continue;
@@ -194,7 +197,16 @@ class MediaWorker {
       windows.push({ callId, endSamples, probability, inputSamples: inputSamples.get(callId) ?? 0 });
       // Takes effect from the next window, as in Pipecat (whose VAD state here is still the previous one).
       if (call.sileroReset.afterWindow(probability, call.hysteresis.quiet)) this.#vad.resetStream(callId);
-      const event = call.hysteresis.push(call.gatedProbability(probability, endSamples));
+      scored.push({ call, probability, endSamples });
+    }
+    // Pipecat's loudness gate: a confident window that is too quiet is not speech.
+    const loud = gateWindows(
+      scored.map(({ call, endSamples }) => ({ volume: call.vadVolume, history: call.history, endSamples })),
+      this.#energies,
+    );
+    for (const [i, { call, probability, endSamples }] of scored.entries()) {
+      const callId = call.callId;
+      const event = call.hysteresis.push(loud[i] ? probability : 0);
       if (!event) continue;
       // The event is confirmed at the end of this window; the boundary says where the last completed turn ended.
       const clearedAtSamples = call.turnBoundary.clearedAtSamples();
@@ -225,10 +237,4 @@ class MediaWorker {
     for (const call of this.#calls.values()) call.close();
     this.#calls.clear();
   }
-}
-
-/** Every sample exactly 0. */
-function isDigitalSilence(samples: Float32Array): boolean {
-  for (let i = 0; i < samples.length; i++) if (samples[i] !== 0) return false;
-  return true;
 }

@@ -11,6 +11,8 @@
  * instance per stream, positions in 16 kHz samples.
  */
 import { VoiceError } from '../errors.ts';
+import { loadKWeightedEnergyModule, type KWeightedEnergyModule } from '../../wasm/k-weighted-energy.ts';
+import type { AudioHistory } from './audio-history.ts';
 
 export interface VadVolumeOptions {
   /** Smoothed volume (0-1) below which no window counts as speech (Pipecat 0.6). 0 turns the gate off. */
@@ -59,75 +61,83 @@ export function kWeighting(sampleRate: number): { b: Float64Array; a: Float64Arr
 }
 
 /**
- * Integrated loudness (LUFS) of exactly one 400 ms gating block (four 100 ms sub-blocks), as libloudness
- * reports it: the block's mean K-weighted energy, quantised to the centre of its 0.1 LU histogram bin;
- * -Infinity under the absolute gate.
+ * Integrated loudness (LUFS) of one 400 ms gating block of mean K-weighted energy `energy`, as libloudness
+ * reports it: quantised to the centre of its 0.1 LU histogram bin; -Infinity under the absolute gate.
  */
-export function blockLoudness(samples: Float32Array, filter: { b: Float64Array; a: Float64Array }, subBlockSamples: number): number {
-  const [b0, b1, b2, b3, b4] = filter.b;
-  const [, a1, a2, a3, a4] = filter.a;
-  let v1 = 0;
-  let v2 = 0;
-  let v3 = 0;
-  let v4 = 0;
-  // Same order of additions as libloudness: each 100 ms sub-block summed four squares at a time
-  // (libstdc++'s std::reduce), then the four sub-block sums, newest first.
-  const subBlocks = Math.floor(samples.length / subBlockSamples);
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  for (let block = 0; block < subBlocks; block++) {
-    let sum = 0;
-    const end = (block + 1) * subBlockSamples;
-    for (let i = block * subBlockSamples; i < end; i += 4) {
-      let v0 = samples[i] - a1 * v1 - a2 * v2 - a3 * v3 - a4 * v4;
-      const y0 = b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3 + b4 * v4;
-      v4 = samples[i + 1] - a1 * v0 - a2 * v1 - a3 * v2 - a4 * v3;
-      const y1 = b0 * v4 + b1 * v0 + b2 * v1 + b3 * v2 + b4 * v3;
-      v3 = samples[i + 2] - a1 * v4 - a2 * v0 - a3 * v1 - a4 * v2;
-      const y2 = b0 * v3 + b1 * v4 + b2 * v0 + b3 * v1 + b4 * v2;
-      v2 = samples[i + 3] - a1 * v3 - a2 * v4 - a3 * v0 - a4 * v1;
-      const y3 = b0 * v2 + b1 * v3 + b2 * v4 + b3 * v0 + b4 * v1;
-      // Rename the state back: newest first.
-      const n1 = v2;
-      const n2 = v3;
-      const n3 = v4;
-      const n4 = v0;
-      v1 = n1;
-      v2 = n2;
-      v3 = n3;
-      v4 = n4;
-      v0 = 0;
-      sum += y0 * y0 + y1 * y1 + (y2 * y2 + y3 * y3);
-    }
-    if (block === 0) s0 = sum;
-    else if (block === 1) s1 = sum;
-    else if (block === 2) s2 = sum;
-    else s3 = sum;
-  }
-  const energy = (0 + (s3 + s2 + (s1 + s0))) / samples.length;
+export function blockLoudness(energy: number): number {
   if (!(energy >= ABSOLUTE_GATE_ENERGY)) return -Infinity;
   const bin = energy >= TOP_BIN_ENERGY ? HISTOGRAM_BINS - 1 : Math.floor((energyToLoudness(energy) - ABSOLUTE_GATE_LUFS) / BIN_LU);
   return energyToLoudness(loudnessToEnergy(bin * BIN_LU + ABSOLUTE_GATE_LUFS + BIN_LU / 2));
+}
+
+/**
+ * The K-weighted energies of several 400 ms blocks at once, in WebAssembly (`wasm/k-weighted-energy.c`):
+ * the filter is one long dependency chain per sample, so blocks of different calls go through it side by
+ * side. One instance per thread; the caller writes each block into `slot(i)` and calls `compute`.
+ */
+export class KWeightedEnergies {
+  readonly sampleRate: number;
+  /** Samples in one block (400 ms). */
+  readonly blockSamples: number;
+  readonly maxBlocks: number;
+  readonly #module: KWeightedEnergyModule;
+  readonly #slots: Float32Array[];
+  readonly #energies: Float64Array;
+  readonly #subBlockSamples: number;
+
+  constructor(sampleRate: number) {
+    this.#subBlockSamples = Math.round(sampleRate / 10);
+    // Four sub-blocks of a multiple of four samples (16 kHz: 4 x 1600), as the filter loop assumes.
+    if (this.#subBlockSamples % 4 !== 0) throw new VadVolumeConfigError(`the loudness gate needs a sample rate whose 100 ms is a multiple of 4 samples, got ${sampleRate}`);
+    this.sampleRate = sampleRate;
+    this.blockSamples = 4 * this.#subBlockSamples;
+    this.#module = loadKWeightedEnergyModule();
+    if (this.blockSamples > this.#module.block_samples()) throw new VadVolumeConfigError(`the loudness gate supports at most ${(this.#module.block_samples() / 4) * 10} Hz, got ${sampleRate}`);
+    this.maxBlocks = this.#module.max_blocks();
+    const buffer = this.#module.memory.buffer;
+    const { b, a } = kWeighting(sampleRate);
+    new Float64Array(buffer, this.#module.coefficients_ptr(), 9).set([b[0], b[1], b[2], b[3], b[4], a[1], a[2], a[3], a[4]]);
+    const stride = this.#module.block_samples();
+    this.#slots = Array.from({ length: this.maxBlocks }, (_, i) => new Float32Array(buffer, this.#module.blocks_ptr() + 4 * i * stride, this.blockSamples));
+    this.#energies = new Float64Array(buffer, this.#module.energies_ptr(), this.maxBlocks);
+  }
+
+  /** Where block `index` (0 .. maxBlocks - 1) goes before `compute`. */
+  slot(index: number): Float32Array {
+    return this.#slots[index];
+  }
+
+  /** Mean K-weighted energy of the first `count` slots; valid until the next call (a view). */
+  compute(count: number): Float64Array {
+    this.#module.compute(count, this.#subBlockSamples);
+    return this.#energies.subarray(0, count);
+  }
+}
+
+const energiesBySampleRate = new Map<number, KWeightedEnergies>();
+
+/** The thread's batch calculator for `sampleRate` (the filter depends on it). */
+export function kWeightedEnergies(sampleRate: number): KWeightedEnergies {
+  let energies = energiesBySampleRate.get(sampleRate);
+  if (!energies) {
+    energies = new KWeightedEnergies(sampleRate);
+    energiesBySampleRate.set(sampleRate, energies);
+  }
+  return energies;
 }
 
 export class VadVolume {
   readonly minVolume: number;
   /** Samples in the 400 ms loudness window. */
   readonly windowSamples: number;
-  readonly #subBlockSamples: number;
-  readonly #filter: { b: Float64Array; a: Float64Array };
+  readonly #sampleRate: number;
   #smoothed = 0;
 
   constructor(options: VadVolumeOptions) {
     if (!(options.minVolume >= 0 && options.minVolume <= 1)) throw new VadVolumeConfigError(`minVolume must be in [0, 1], got ${options.minVolume}`);
     this.minVolume = options.minVolume;
-    this.#subBlockSamples = Math.round(options.sampleRate / 10);
-    // Four sub-blocks of a multiple of four samples (16 kHz: 4 x 1600), as the filter loop assumes.
-    if (this.#subBlockSamples % 4 !== 0) throw new VadVolumeConfigError(`the loudness gate needs a sample rate whose 100 ms is a multiple of 4 samples, got ${options.sampleRate}`);
-    this.windowSamples = 4 * this.#subBlockSamples;
-    this.#filter = kWeighting(options.sampleRate);
+    this.#sampleRate = options.sampleRate;
+    this.windowSamples = 4 * Math.round(options.sampleRate / 10);
   }
 
   get enabled(): boolean {
@@ -135,17 +145,22 @@ export class VadVolume {
   }
 
   /**
-   * Feeds the next window: `recent` is the stream's last 400 ms up to the end of that window (shorter
-   * while the stream is younger). Returns the smoothed volume.
+   * Feeds the next window, given the mean K-weighted energy of the stream's last 400 ms up to its end
+   * (see `KWeightedEnergies`), or null while the stream is younger than that or the 400 ms are digital
+   * silence. Returns the smoothed volume.
    */
-  afterWindow(recent: Float32Array): number {
-    let raw = 0;
-    if (recent.length >= this.windowSamples && !isDigitalSilence(recent)) {
-      const lufs = blockLoudness(recent, this.#filter, this.#subBlockSamples);
-      raw = Math.max(0, Math.min(1, (lufs - QUIET_LUFS) / (LOUD_LUFS - QUIET_LUFS)));
-    }
+  afterEnergy(energy: number | null): number {
+    const raw = energy === null ? 0 : Math.max(0, Math.min(1, (blockLoudness(energy) - QUIET_LUFS) / (LOUD_LUFS - QUIET_LUFS)));
     this.#smoothed = this.#smoothed + SMOOTHING * (raw - this.#smoothed);
     return this.#smoothed;
+  }
+
+  /** `afterEnergy` for one stream on its own: `recent` is its last 400 ms (shorter while younger). */
+  afterWindow(recent: Float32Array): number {
+    if (recent.length < this.windowSamples || isDigitalSilence(recent)) return this.afterEnergy(null);
+    const energies = kWeightedEnergies(this.#sampleRate);
+    energies.slot(0).set(recent.subarray(recent.length - this.windowSamples));
+    return this.afterEnergy(energies.compute(1)[0]);
   }
 
   /** Whether a window of this smoothed volume may count as speech. */
@@ -162,7 +177,45 @@ export class VadVolume {
   }
 }
 
-function isDigitalSilence(samples: Float32Array): boolean {
+/** Every sample exactly 0: such a block is under the gate without filtering it. */
+export function isDigitalSilence(samples: Float32Array): boolean {
   for (let i = 0; i < samples.length; i++) if (samples[i] !== 0) return false;
   return true;
+}
+
+/** One stream's window for `gateWindows`: its gate, its audio and where the window ends. */
+export interface GateWindow {
+  volume: VadVolume;
+  history: AudioHistory;
+  endSamples: number;
+}
+
+/**
+ * Feeds every stream's window to its gate and says which may count as speech, measuring the streams'
+ * last 400 ms together (several per WebAssembly run). Each stream must appear at most once.
+ */
+export function gateWindows(windows: GateWindow[], energies: KWeightedEnergies): boolean[] {
+  const loud = windows.map(() => true);
+  const inSlots: number[] = [];
+  const measure = (): void => {
+    const measured = energies.compute(inSlots.length);
+    inSlots.forEach((index, slot) => {
+      const { volume } = windows[index];
+      loud[index] = volume.loudEnough(volume.afterEnergy(measured[slot]));
+    });
+    inSlots.length = 0;
+  };
+  for (let i = 0; i < windows.length; i++) {
+    const { volume, history, endSamples } = windows[i];
+    if (!volume.enabled) continue;
+    const block = history.copyRange(endSamples - volume.windowSamples, endSamples, energies.slot(inSlots.length));
+    if (block.length < volume.windowSamples || isDigitalSilence(block)) {
+      loud[i] = volume.loudEnough(volume.afterEnergy(null));
+      continue;
+    }
+    inSlots.push(i);
+    if (inSlots.length === energies.maxBlocks) measure();
+  }
+  if (inSlots.length > 0) measure();
+  return loud;
 }
