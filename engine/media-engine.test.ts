@@ -91,7 +91,15 @@ describe('MediaEngine', () => {
 
   beforeAll(async () => {
     // Every window through the model, so that the batched run can be compared with the reference.
-    engine = await MediaEngine.start({ models: { vadPath, smartTurnPath }, workers: 2, allowFaultInjection: true, warmUp: { vadRuns: 20, smartTurnRuns: 1 }, vadSkipDigitalSilence: false });
+    // No model resets either: the reference below never clears its state.
+    engine = await MediaEngine.start({
+      models: { vadPath, smartTurnPath },
+      workers: 2,
+      allowFaultInjection: true,
+      warmUp: { vadRuns: 20, smartTurnRuns: 1 },
+      vadSkipDigitalSilence: false,
+      vadModelResetIntervalMs: 0,
+    });
   });
 
   afterAll(async () => {

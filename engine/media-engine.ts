@@ -14,6 +14,7 @@ import { loadResamplerModule } from './stages/resampler.ts';
 import type { BackendName } from './inference/backend.ts';
 import type { VadHysteresisOptions } from './stages/vad-hysteresis.ts';
 import type { TurnDetectorSettings } from './turn/turn-detector.ts';
+import type { TurnWindowSettings } from './pool/protocol.ts';
 
 export interface MediaEngineOptions {
   models: { vadPath: string; smartTurnPath: string };
@@ -32,10 +33,16 @@ export interface MediaEngineOptions {
   /** Caller audio each call's ring can hold before it counts drops. */
   inputRingMs: number;
   historyMs: number;
+  /** Which audio Smart Turn scores: the current turn's, as Pipecat builds it. */
+  turnWindow: TurnWindowSettings;
   /** See MediaWorkerSettings.batchWindowMs. */
   vadBatchWindowMs: number;
   /** See MediaWorkerSettings.skipDigitalSilence. */
   vadSkipDigitalSilence: boolean;
+  /** See MediaWorkerSettings.modelResetIntervalMs. */
+  vadModelResetIntervalMs: number;
+  /** See MediaWorkerSettings.minVolume. */
+  vadMinVolume: number;
   allowFaultInjection: boolean;
   /** Restart backoff and cap of the media workers (see WorkerRestartPolicy). */
   workerRestart: Partial<WorkerRestartPolicy>;
@@ -57,8 +64,14 @@ export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
   warmUp: { vadRuns: 200, smartTurnRuns: 3 },
   inputRingMs: 2000,
   historyMs: 8000,
+  // Pipecat's SmartTurnParams: pre_speech_ms 500, max_duration_secs 8.
+  turnWindow: { preSpeechMs: 500, maxDurationMs: 8000 },
   vadBatchWindowMs: 20,
   vadSkipDigitalSilence: true,
+  // Pipecat 1.14's SileroVADAnalyzer: _MODEL_RESET_INTERVAL_SECS = 2.0.
+  vadModelResetIntervalMs: 2000,
+  // Pipecat's VADParams.min_volume.
+  vadMinVolume: 0.6,
   allowFaultInjection: false,
   workerRestart: {},
 };
@@ -107,8 +120,11 @@ export class MediaEngine {
           vad: options.vad,
           warmUpRuns: options.warmUp.vadRuns,
           historyMs: options.historyMs,
+          turnWindow: options.turnWindow,
           batchWindowMs: options.vadBatchWindowMs,
           skipDigitalSilence: options.vadSkipDigitalSilence,
+          modelResetIntervalMs: options.vadModelResetIntervalMs,
+          minVolume: options.vadMinVolume,
           allowFaultInjection: options.allowFaultInjection,
         },
         restart: options.workerRestart,
@@ -176,7 +192,7 @@ export class MediaEngine {
     });
     this.#calls.set(callId, call);
     try {
-      this.#pool.addCall({ callId, inputRing: call.inputRing.buffer, inputSampleRate: opts.inputSampleRate });
+      this.#pool.addCall({ callId, inputRing: call.inputRing.buffer, inputSampleRate: opts.inputSampleRate, turnBoundary: call.turnBoundary.buffer });
     } catch (error) {
       this.#calls.delete(callId);
       throw error;
@@ -231,7 +247,7 @@ export class MediaEngine {
       if (!call) continue;
       // A caller who resumes speaking makes any queued Smart Turn question about the pause moot.
       if (event.type === 'speech_start') this.#turnPool.cancel(event.callId);
-      call.handleVadEvent(event.type, event.offsetSamples, event.features, event.featureMs ?? 0);
+      call.handleVadEvent(event);
     }
   }
 

@@ -100,6 +100,8 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       turnWorkers: config.engine.turnWorkers,
       vadBatchWindowMs: config.engine.vadBatchWindowMs,
       vadSkipDigitalSilence: config.engine.vadSkipDigitalSilence,
+      vadMinVolume: config.engine.vad.minVolume,
+      vadModelResetIntervalMs: config.engine.vad.modelResetMs,
       vadBackend: config.engine.vadBackend,
       smartTurnBackend: config.engine.smartTurnBackend,
       vad: {
@@ -109,6 +111,7 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
         stopMs: config.engine.vad.stopMs,
       },
       turn: { silenceFallbackMs: config.engine.smartTurn.silenceFallbackMs },
+      turnWindow: { preSpeechMs: config.engine.smartTurn.preSpeechMs, maxDurationMs: config.engine.smartTurn.maxDurationMs },
     });
     cleanup.push({ what: 'media engine', close: () => media.close() });
 
