@@ -11,7 +11,7 @@ export const PEER_SETTINGS: {
   vadWarmUpRuns: number;
   smartTurnWarmUpRuns: number;
 } = {
-  vad: { confidence: 0.7, startMs: 200, stopMs: 200 },
+  vad: { confidence: 0.7, exitConfidence: 0.35, startMs: 200, stopMs: 200 },
   historyMs: 8000,
   vadWarmUpRuns: 200,
   smartTurnWarmUpRuns: 3,
