@@ -47,11 +47,13 @@ export function outboxPort(
         journalFailing = true;
         log.warn({ err, callId: event.callId, eventType: event.type }, 'outbox append failed');
       }
-      if (event.type === 'latency' && typeof event.data.turnId === 'string') {
+      // The engine numbers its turns; the store keys latencies by a string id.
+      const turnId = event.data.turnId;
+      if (event.type === 'latency' && (typeof turnId === 'string' || typeof turnId === 'number')) {
         const stagesMs = event.data.stagesMs;
         store
           .appendLatency(event.callId, {
-            turnId: event.data.turnId,
+            turnId: String(turnId),
             at: event.at,
             responseMs: finite(event.data.responseMs),
             stagesMs: stagesMs !== null && typeof stagesMs === 'object' ? (stagesMs as Record<string, number>) : undefined,
