@@ -14,6 +14,7 @@ import type { SpeechToText } from './providers/stt.ts';
 import type { LanguageModel } from './providers/llm.ts';
 import type { TextToSpeech } from './providers/tts.ts';
 import { VoiceError } from './errors.ts';
+import { LatencyRecorder } from './metrics/latency-recorder.ts';
 
 export interface VoiceEngineOptions {
   media: MediaEngine;
@@ -46,6 +47,8 @@ export class VoiceEngine implements CallEngine {
   #starting = new Set<string>();
   #listeners = new Set<(e: EngineEvent) => void>();
   #counters = { providerErrors: 0, callsStarted: 0, callsEnded: 0, interruptions: 0, listenerErrors: 0 };
+  /** Per answered turn, from the `latency` events: the whole response and each provider's share. */
+  #turnLatency = { response: new LatencyRecorder(4096), sttFinal: new LatencyRecorder(4096), llmFirstToken: new LatencyRecorder(4096), ttsFirstByte: new LatencyRecorder(4096) };
   #closed = false;
 
   constructor(options: VoiceEngineOptions) {
@@ -119,6 +122,7 @@ export class VoiceEngine implements CallEngine {
   #onCallEvent(event: EngineEvent): void {
     if (event.type === 'error') this.#counters.providerErrors++;
     if (event.type === 'interruption' && event.data.event === 'interrupted') this.#counters.interruptions++;
+    if (event.type === 'latency') this.#recordTurnLatency(event.data);
     if (event.type === 'end_call_requested') void this.#end(event.callId, 'bot_ended');
     for (const listener of this.#listeners) {
       try {
@@ -127,6 +131,15 @@ export class VoiceEngine implements CallEngine {
         this.#listenerError(error);
       }
     }
+  }
+
+  #recordTurnLatency(data: Record<string, unknown>): void {
+    const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+    const stages = (data.stagesMs ?? {}) as Record<string, unknown>;
+    if (finite(data.responseMs)) this.#turnLatency.response.record(data.responseMs);
+    if (finite(stages.sttFinal)) this.#turnLatency.sttFinal.record(stages.sttFinal);
+    if (finite(stages.llmFirstToken)) this.#turnLatency.llmFirstToken.record(stages.llmFirstToken);
+    if (finite(stages.ttsFirstByte)) this.#turnLatency.ttsFirstByte.record(stages.ttsFirstByte);
   }
 
   #listenerError(error: unknown): void {
@@ -194,6 +207,12 @@ export class VoiceEngine implements CallEngine {
       input_dropped_samples_total: m.droppedSamples,
       worker_restarts_total: m.workerRestarts,
       provider_errors_total: this.#counters.providerErrors,
+      turns_answered_total: this.#turnLatency.response.count,
+      response_latency_p50_ms: this.#turnLatency.response.percentile(50),
+      response_latency_p95_ms: this.#turnLatency.response.percentile(95),
+      stt_final_latency_p50_ms: this.#turnLatency.sttFinal.percentile(50),
+      llm_first_token_latency_p50_ms: this.#turnLatency.llmFirstToken.percentile(50),
+      tts_first_byte_latency_p50_ms: this.#turnLatency.ttsFirstByte.percentile(50),
       interruptions_total: this.#counters.interruptions,
       smart_turn_requests_total: m.smartTurn.requests,
       smart_turn_failures_total: m.smartTurn.failures,
