@@ -12,6 +12,7 @@ import { waitFor, type TestCaller } from './support/caller.ts';
 let harness: VoiceHarness;
 
 beforeAll(async () => {
+  // Not a setting: a 1.5 s LLM deadline (product 5 s) keeps the hung-LLM case short.
   harness = await startVoiceHarness({ call: { llmTimeoutMs: 1500 } });
 });
 
