@@ -49,8 +49,13 @@ export interface MediaEngineOptions {
   onListenerError?: (callId: string, error: unknown) => void;
 }
 
+/**
+ * What an engine started without the configuration runs. The product builds its options from the
+ * configuration (server/engine-options.ts); server/engine-options.test.ts keeps these equal to the
+ * configuration's defaults, which are the truth.
+ */
 export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
-  workers: 1,
+  workers: 2,
   turnWorkers: 1,
   // Measured: Silero v6 costs ~100 µs a window batched native against ~240 µs in onnxruntime-web
   // (bench/inference); in the 30-caller simulation each media worker used 8 % of a core instead of 16 %.
@@ -58,7 +63,7 @@ export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
   // Measured: Smart Turn v3.2 costs ~83 ms native against ~343 ms in onnxruntime-web (bench/inference).
   smartTurnBackend: 'native',
   inferenceThreads: 1,
-  vad: { confidence: 0.7, startMs: 200, stopMs: 200 },
+  vad: { confidence: 0.7, exitConfidence: 0.35, startMs: 200, stopMs: 200 },
   turn: {},
   smartTurn: { maxBatch: 8, timeoutMs: 2000 },
   warmUp: { vadRuns: 200, smartTurnRuns: 3 },

@@ -15,7 +15,7 @@ export const PEER_SETTINGS: {
   vadWarmUpRuns: number;
   smartTurnWarmUpRuns: number;
 } = {
-  vad: { confidence: 0.7, startMs: 200, stopMs: 200 },
+  vad: { confidence: 0.7, exitConfidence: 0.35, startMs: 200, stopMs: 200 },
   vadMinVolume: 0.6,
   vadModelResetIntervalMs: 2000,
   historyMs: 8000,
