@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MEDIA_OPTIONS } from '../engine/media-engine.ts';
 import { DEFAULT_INTERRUPTION_SETTINGS } from '../engine/call/interruption-policy.ts';
+import { DEFAULT_VOICE_CALL_SETTINGS } from '../engine/call/voice-call.ts';
 import { DEFAULT_TURN_SETTINGS } from '../engine/turn/turn-detector.ts';
 import { SETTINGS, loadConfig } from './config.ts';
 import { engineOptions } from './engine-options.ts';
@@ -25,6 +26,11 @@ const CHANGED: Record<string, string> = {
   SMART_TURN_SILENCE_FALLBACK_MS: '2500',
   ENGINE_VAD_BATCH_WINDOW_MS: '5',
   ENGINE_VAD_SKIP_DIGITAL_SILENCE: 'false',
+  VAD_MIN_VOLUME: '0.4',
+  VAD_MODEL_RESET_MS: '3000',
+  SMART_TURN_PRE_SPEECH_MS: '300',
+  SMART_TURN_MAX_DURATION_MS: '6000',
+  STT_OUTAGE_MAX_MS: '30000',
   BARGE_IN_MIN_SPEECH_MS: '400',
   BARGE_IN_MIN_WORDS: '2',
   BARGE_IN_RESUME_MS: '1500',
@@ -66,10 +72,16 @@ describe('engineOptions', () => {
       smartTurnBackend: 'wasm',
       vad: { confidence: 0.8, exitConfidence: 0.3, startMs: 150, stopMs: 250 },
       turn: { silenceFallbackMs: 2500 },
+      turnWindow: { preSpeechMs: 300, maxDurationMs: 6000 },
       vadBatchWindowMs: 5,
       vadSkipDigitalSilence: false,
+      vadMinVolume: 0.4,
+      vadModelResetIntervalMs: 3000,
     });
-    expect(options.voice).toEqual({ maxCalls: 7, call: { interruption: { minSpeechMs: 400, minWords: 2, falseInterruptionTimeoutMs: 1500 } } });
+    expect(options.voice).toEqual({
+      maxCalls: 7,
+      call: { interruption: { minSpeechMs: 400, minWords: 2, falseInterruptionTimeoutMs: 1500 }, sttOutageMaxMs: 30000 },
+    });
   });
 
   it('gives, from the default configuration, what the engine does by default', () => {
@@ -77,6 +89,7 @@ describe('engineOptions', () => {
     const { media, voice } = engineOptions(loadConfig(BASE), MODELS);
     const { models: _models, turn, ...configured } = media;
     expect(DEFAULT_MEDIA_OPTIONS).toMatchObject(configured);
+    expect(DEFAULT_VOICE_CALL_SETTINGS.sttOutageMaxMs).toBe(voice.call.sttOutageMaxMs);
     expect(DEFAULT_TURN_SETTINGS).toMatchObject(turn);
     expect(DEFAULT_INTERRUPTION_SETTINGS).toMatchObject(voice.call.interruption!);
     expect(media.vadBackend).toBe('native');

@@ -14,7 +14,8 @@ let harness: VoiceHarness;
 const callers: TestCaller[] = [];
 
 beforeAll(async () => {
-  harness = await startVoiceHarness({ media: { allowFaultInjection: true } });
+  // One media worker: the tests kill "the" worker to leave the engine without one.
+  harness = await startVoiceHarness({ media: { allowFaultInjection: true, workers: 1 } });
 });
 
 afterAll(async () => {

@@ -57,7 +57,7 @@ export async function startVoiceHarness(
   });
   const options = engineOptions(config, await resolveEngineModels(config));
   const [deepgram, openai, elevenlabs] = await Promise.all([DeepgramFakeServer.start(), OpenAiFakeServer.start(), ElevenLabsFakeServer.start()]);
-  const media = await MediaEngine.start(options.media);
+  const media = await MediaEngine.start({ ...options.media, ...opts.media });
   const engine = new VoiceEngine({
     ...options.voice,
     media,
