@@ -118,6 +118,7 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       livekit: { url: config.livekit.url, apiKey: config.livekit.apiKey, apiSecret: config.livekit.apiSecret },
       providers: { stt: providers.stt, llm: providers.llm, tts: providers.tts },
       maxCalls: config.engine.maxCalls,
+      load: { turnDecisionTargetMs: config.engine.turnDecisionTargetMs, admission: config.engine.loadAdmission },
       call: {
         interruption: { minSpeechMs: config.bargeIn.minSpeechMs, minWords: config.bargeIn.minWords, falseInterruptionTimeoutMs: config.bargeIn.resumeMs },
         sttOutageMaxMs: config.engine.sttOutageMaxMs,
