@@ -73,6 +73,13 @@ describe('estimateLoad + loadAt: these measurements in, this load out', () => {
     expect(loadAt(estimate, 50, 100).measuredLoad).toBeGreaterThan(1);
   });
 
+  it('a call that alone passes the target costs at most the whole load', () => {
+    // Runs slower than the target: the ceiling is at its floor and one call's share is past 1.
+    const estimate = estimateLoad(window({ meanCalls: 2, smartTurnUtilisation: 0.5, turnDecision: { count: 12, p95Ms: 700 } }), settings);
+    expect(estimate.utilisationCeiling).toBe(0.05);
+    expect(loadAt(estimate, 2, 100).loadPerCall).toBe(1);
+  });
+
   it('with too few decisions for a p95, the ceiling comes from the median run', () => {
     const estimate = estimateLoad(window({ meanCalls: 2, smartTurnUtilisation: 0.02, turnDecision: { count: 3, p95Ms: 900 }, smartTurnRun: { count: 3, p50Ms: 60 } }), settings);
     // One slow decision out of three says little; the runs say a lone request is answered in 60 ms.

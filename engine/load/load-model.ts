@@ -152,7 +152,8 @@ export function loadAt(estimate: LoadEstimate, calls: number, maxCalls: number):
   for (const part of Object.keys(parts) as LoadPart[]) {
     if (parts[part] > 0 && (limit === null || parts[part] > parts[limit])) limit = part;
   }
-  const loadPerCall = Math.max(estimate.perCall.smartTurn, estimate.perCall.cpu, 1 / maxCalls);
+  // In (0, 1] (the LoadFigure contract): a call that alone would pass the target still costs one call's worth.
+  const loadPerCall = Math.min(1, Math.max(estimate.perCall.smartTurn, estimate.perCall.cpu, 1 / maxCalls));
   return { measuredLoad, parts, loadPerCall, limit };
 }
 
