@@ -92,7 +92,11 @@ export class VoiceEngine implements CallEngine {
     return this.#load.report();
   }
 
-  /** The synchronous figure an agent worker reports (engine/dispatch/load.ts). */
+  /**
+   * The synchronous figure an agent worker reports (engine/dispatch/load.ts). A call counts from the
+   * moment its media opens (the start of `startBot`), so a job the worker's ledger still holds as
+   * `starting` counts twice for the moment its room join takes: on the safe side.
+   */
   get loadSource(): LoadSource {
     return this.#load.source;
   }
