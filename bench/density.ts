@@ -10,7 +10,7 @@
  * from /proc. Prints tables and writes bench/results/density.json.
  *
  * Run: npm run bench -- density [--calls 25,50,100] [--seconds 30] [--warmup-seconds 5]
- *        [--backends wasm,native] [--peer-calls 10,25] [--workers 2] [--turn-workers 1]
+ *        [--backends wasm,native] [--peer-calls 10,25] [--workers N] [--turn-workers N]
  *        [--quick] [--cpu-prof] [--max-other-cpu 30] [--retries 2] [--out bench/results/density.json]
  * A full default run takes 5-7 minutes on a quiet 2-core machine; on a busy shared one it waits for
  * quiet moments and repeats disturbed runs (see `leastContended`). Re-print a saved file with
@@ -40,8 +40,9 @@ const { values } = parseArgs({
     backends: { type: 'string', default: 'wasm,native' },
     'peer-calls': { type: 'string' },
     'peer-threads': { type: 'string', default: '1' },
-    workers: { type: 'string', default: '2' },
-    'turn-workers': { type: 'string', default: '1' },
+    // Unset: the child takes them from the configuration, as `npm start` does (ENGINE_WORKERS, ENGINE_TURN_WORKERS).
+    workers: { type: 'string' },
+    'turn-workers': { type: 'string' },
     'tick-ms': { type: 'string', default: '5' },
     seed: { type: 'string', default: '1' },
     quick: { type: 'boolean', default: false },
@@ -61,8 +62,8 @@ const options = {
   backends: (values.backends ?? '').split(',').filter((b) => b !== '').map(parseBackend),
   peerCalls: parseCountList('peer-calls', values['peer-calls'] ?? (quick ? '10' : '10,25')),
   peerThreads: Number(values['peer-threads']),
-  workers: Number(values.workers),
-  turnWorkers: Number(values['turn-workers']),
+  workers: values.workers === undefined ? undefined : Number(values.workers),
+  turnWorkers: values['turn-workers'] === undefined ? undefined : Number(values['turn-workers']),
   tickMs: Number(values['tick-ms']),
   seed: Number(values.seed),
   cpuProfile: values['cpu-prof'],
@@ -168,8 +169,10 @@ for (const calls of options.peerCalls.filter((n) => n > 0)) {
 }
 
 const loadAtEnd = loadavg();
+// What the engine children ran with (the configuration's sizes unless --workers/--turn-workers).
+const sizes = { workers: engineRuns[0]?.workers ?? options.workers, turnWorkers: engineRuns[0]?.turnWorkers ?? options.turnWorkers };
 const { ratios: ratioRows, targets: targetRows } = printReport(
-  `Density: ${options.workers} media workers + ${options.turnWorkers} turn worker(s) vs one process per call; ${options.seconds} s measured after ${options.warmupSeconds} s warm-up`,
+  `Density: ${sizes.workers} media workers + ${sizes.turnWorkers} turn worker(s) vs one process per call; ${options.seconds} s measured after ${options.warmupSeconds} s warm-up`,
   engineRuns,
   peerRuns,
   failedRuns,
@@ -195,7 +198,7 @@ writeFileSync(
         loadAverageAtStart: loadAtStart,
         loadAverageAtEnd: loadAtEnd,
       },
-      options,
+      options: { ...options, ...sizes },
       engineRuns,
       peerRuns,
       ratios: ratioRows,

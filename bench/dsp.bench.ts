@@ -1,15 +1,14 @@
 /**
  * Per-frame cost of the WebAssembly DSP that every call pays: resampling one 20 ms frame (caller audio to
  * the 16 kHz model rate, bot audio up to 48 kHz) at Speex quality 3 and 5, and one Smart Turn v3 feature
- * extraction (8 s of audio; also a 2 s clip, which is mostly front padding), plus one raw PFFFT transform
- * to show how much of the extraction is the FFT itself.
+ * extraction (8 s of audio; also a 2 s clip, which is mostly front padding: Pipecat's turn window gives
+ * the model only the current turn, so most decisions are of this kind).
  *
  * Run: npm exec -- node bench/dsp.bench.ts   (writes bench/results/dsp.json)
  */
 import { Bench } from 'tinybench';
 import { loadResamplerModule, Resampler } from '../engine/stages/resampler.ts';
 import { loadFeatureExtractor, SMART_TURN_FEATURE_LENGTH, SMART_TURN_SAMPLE_RATE } from '../engine/stages/smart-turn-features.ts';
-import { loadPffftModule, PFFFT_FORWARD, PFFFT_REAL } from '../wasm/pffft.ts';
 import { reportBench } from './common/tinybench-report.ts';
 
 const FRAME_DURATION_MS = 20;
@@ -34,7 +33,6 @@ function toInt16(samples: Float32Array): Int16Array {
 
 await loadResamplerModule();
 const extractor = await loadFeatureExtractor();
-const pffft = await loadPffftModule();
 
 const bench = new Bench({ name: 'DSP (WebAssembly SIMD)', time: 500, warmup: true });
 
@@ -65,16 +63,6 @@ bench.add('smart turn features, 8 s clip', () => {
 });
 bench.add('smart turn features, 2 s clip (front-padded)', () => {
   extractor.extract(twoSeconds, features);
-});
-
-const fftSize = 800;
-const setup = pffft._pffft_new_setup(fftSize, PFFFT_REAL);
-const fftInput = pffft._pffft_aligned_malloc(fftSize * 4);
-const fftOutput = pffft._pffft_aligned_malloc(fftSize * 4);
-const fftWork = pffft._pffft_aligned_malloc(fftSize * 4);
-pffft.HEAPF32.set(eightSeconds.subarray(0, fftSize), fftInput >> 2);
-bench.add('pffft real 800-point forward (ordered)', () => {
-  pffft._pffft_transform_ordered(setup, fftInput, fftOutput, fftWork, PFFFT_FORWARD);
 });
 
 await bench.run();

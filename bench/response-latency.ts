@@ -4,6 +4,8 @@
  * measure from the moment the caller stops speaking to the bot's first audio, on the engine's side (the
  * `latency` event: first frame handed to LiveKit) and on the caller's side (first audible frame
  * received), with the stages and Smart Turn reported separately. `--turns N --backends wasm,native`.
+ * The engine is the product's (the voice harness builds it through server/engine-options.ts from the
+ * configuration's defaults); `--backends` overrides VAD_BACKEND and SMART_TURN_BACKEND, to compare them.
  */
 import type { LatencyStagesMs } from '../engine/events.ts';
 import { parseArgs } from 'node:util';

@@ -7,7 +7,7 @@
  * Exits 0 only if every caller was held to the end.
  *
  * Options: --callers N (default 10), --seconds S of steady state after every caller joined (default 60),
- * --workers N media workers (default 2), --backend wasm|native for both models (default: the engine's
+ * --workers N media workers (default: the configuration's ENGINE_WORKERS), --backend wasm|native for both models (default: the engine's
  * configured defaults), --real-providers to keep
  * provider keys from the environment (default: offline stand-ins, so a run never bills anyone),
  * --profile-dir DIR to write V8 CPU profiles of the engine's threads there, --ramp-seconds S to stop
@@ -34,7 +34,7 @@ const { values: args } = parseArgs({
   options: {
     callers: { type: 'string', default: '10' },
     seconds: { type: 'string', default: '60' },
-    workers: { type: 'string', default: '2' },
+    workers: { type: 'string' },
     backend: { type: 'string' },
     'real-providers': { type: 'boolean', default: false },
     'profile-dir': { type: 'string' },
@@ -133,8 +133,10 @@ async function main(): Promise<void> {
     API_KEYS: `${apiKey}:simulator`,
     DATA_DIR: dataDir,
     RECORDING_DIR: join(dataDir, 'recordings'),
+    // Every other engine setting is the configuration's, read by main.ts through server/engine-options.ts;
+    // only the admission limit must fit the callers asked for, and the flags given override theirs.
     ENGINE_MAX_CALLS: String(Math.max(callers, 50)),
-    ENGINE_WORKERS: args.workers!,
+    ...(args.workers !== undefined ? { ENGINE_WORKERS: args.workers } : {}),
     ENGINE_LOAD_ADMISSION: String(args['load-admission']),
     ...(args.backend !== undefined ? { VAD_BACKEND: args.backend, SMART_TURN_BACKEND: args.backend } : {}),
     // Each simulated call is created by one request and ended by another; the default 600 a minute is plenty,
@@ -304,7 +306,7 @@ async function main(): Promise<void> {
     ['LiveKit server CPU (total / per call)', `${fmt((livekitCpuS / wallS) * 100)} % / ${fmt(perCall((livekitCpuS / wallS) * 100), 1)} % of one core`],
     ['simulated callers CPU (this process)', `${fmt((selfCpuS / wallS) * 100)} % of one core`],
     ['engine memory (RSS idle / end / per call)', `${fmt(idleRss / 2 ** 20)} / ${fmt(rss / 2 ** 20)} MB / ${fmt(perCall((rss - idleRss) / 2 ** 20), 1)} MB`],
-    ['machine', `${cpus().length} x ${cpus()[0]?.model.trim() ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30)} GiB, node ${process.version}, VAD ${engine.runtime?.engine.vadBackend}, Smart Turn ${engine.runtime?.engine.smartTurnBackend}, ${args.workers} media workers`],
+    ['machine', `${cpus().length} x ${cpus()[0]?.model.trim() ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30)} GiB, node ${process.version}, VAD ${engine.runtime?.engine.vadBackend}, Smart Turn ${engine.runtime?.engine.smartTurnBackend}, ${engine.runtime?.engine.workers} media workers`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(`\nsummary (${new Date().toISOString()})\n`);
@@ -320,7 +322,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         machine: { cpus: cpus().length, model: cpus()[0]?.model.trim(), memoryGiB: Math.round(totalmem() / 2 ** 30) },
         node: process.version,
-        options: { callers, seconds, workers: Number(args.workers), backends: engine.runtime?.engine, realProviders: args['real-providers'] },
+        options: { callers, seconds, workers: engine.runtime?.engine.workers, backends: engine.runtime?.engine, realProviders: args['real-providers'] },
         calls: { requested: callers, joined: joined.length, held, failed: endStats.failed },
         engineMetrics: m,
         load: loadSummary === null ? null : { ...loadSummary, admission: args['load-admission'], last: engine.load },

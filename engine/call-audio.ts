@@ -4,12 +4,17 @@
  * reaches the audio path.
  */
 import { PcmRing } from './ring/pcm-ring.ts';
+import { TurnBoundary } from './pool/turn-boundary.ts';
+import type { VadEventMessage } from './pool/protocol.ts';
+import { completedTurnEndSamples } from './stages/turn-window.ts';
 import { TurnDetector, type TurnEvent, type TurnStep, type TurnDetectorSettings } from './turn/turn-detector.ts';
 import { ClosedError } from './errors.ts';
 
 export type MediaEvent =
-  | { type: 'speech_start'; offsetSamples: number }
-  | { type: 'speech_end'; offsetSamples: number }
+  /** `offsetSamples`: where speech began; `confirmedAtSamples`: where the VAD confirmed it. */
+  | { type: 'speech_start'; offsetSamples: number; confirmedAtSamples: number }
+  /** `offsetSamples`: where speech ended; Smart Turn scores `[scoredFromSamples, confirmedAtSamples)`. */
+  | { type: 'speech_end'; offsetSamples: number; confirmedAtSamples: number; scoredFromSamples?: number }
   | { type: 'vad_probability'; endSamples: number; probability: number }
   | { type: 'worker_restarted'; fromWorkerId: number; toWorkerId: number; reason: string }
   | { type: 'smart_turn_error'; code: string; message: string }
@@ -39,6 +44,8 @@ export class CallAudio {
   readonly inputSampleRate: number;
   readonly inputRing: PcmRing;
   readonly turn: TurnDetector;
+  /** Tells the media worker where each completed turn's audio ends (see `TurnWindow`). */
+  readonly turnBoundary = TurnBoundary.create();
   /** Emit every window's VAD probability (tests and the live page; off by default). */
   readonly trace: boolean;
   #hooks: CallAudioHooks;
@@ -46,6 +53,8 @@ export class CallAudio {
   #marks: FrameMark[] = [];
   #reportedDropped = 0;
   #closed = false;
+  /** Where the VAD confirmed the latest stop: a turn the model completes ends there, as in Pipecat. */
+  #stopConfirmedAtSamples = 0;
   /** The last 16 kHz offset the VAD has processed. */
   processedSamples = 0;
 
@@ -96,11 +105,18 @@ export class CallAudio {
     this.#apply(this.turn.onAudioProgress(endSamples));
   }
 
-  handleVadEvent(type: 'speech_start' | 'speech_end', offsetSamples: number, features?: Float32Array, featureMs = 0): void {
-    this.#emit({ type, offsetSamples });
-    const step = type === 'speech_start' ? this.turn.onSpeechStart(offsetSamples) : this.turn.onSpeechEnd(offsetSamples);
+  handleVadEvent(event: Omit<VadEventMessage, 'callId'>): void {
+    const { offsetSamples, confirmedAtSamples } = event;
+    if (event.type === 'speech_start') {
+      this.#emit({ type: 'speech_start', offsetSamples, confirmedAtSamples });
+      this.#apply(this.turn.onSpeechStart(offsetSamples));
+      return;
+    }
+    this.#stopConfirmedAtSamples = confirmedAtSamples;
+    this.#emit({ type: 'speech_end', offsetSamples, confirmedAtSamples, scoredFromSamples: event.scoredFromSamples });
+    const step = this.turn.onSpeechEnd(offsetSamples);
     this.#apply(step);
-    if (step.request && features) this.#hooks.requestSmartTurn(this, step.request.requestId, features, featureMs);
+    if (step.request && event.features) this.#hooks.requestSmartTurn(this, step.request.requestId, event.features, event.featureMs ?? 0);
   }
 
   handleSmartTurn(requestId: number, probability: number): void {
@@ -121,7 +137,12 @@ export class CallAudio {
   }
 
   #apply(step: TurnStep): void {
-    for (const event of step.events) this.#emit(event);
+    for (const event of step.events) {
+      if (event.type === 'user_turn_complete') {
+        this.turnBoundary.publish(completedTurnEndSamples(event.rule, this.#stopConfirmedAtSamples, event.decidedAtSamples));
+      }
+      this.#emit(event);
+    }
   }
 
   #emit(event: MediaEvent): void {

@@ -63,7 +63,7 @@ export interface BotStatusEventData {
   providers?: { stt: string; llm: string; tts: string };
 }
 
-export type InterruptionEventData =
+export type InterruptionEventData = (
   | { event: 'paused' }
   | { event: 'resumed'; falseInterruption: true }
   | {
@@ -72,10 +72,12 @@ export type InterruptionEventData =
       /** Bot audio the caller had heard of the reply. */
       playedMs: number;
       heardText: string;
-      /** `performance.now()` of this process when the engine decided; lets a caller in the same process measure the silence that follows. */
-      decidedAtMonoMs?: number;
     }
-  | { event: 'cancelled'; turnId: number; reason: string };
+  | { event: 'cancelled'; turnId: number; reason: string }
+) & {
+  /** `performance.now()` of this process when the engine decided; lets a caller in the same process time what it hears after. */
+  decidedAtMonoMs?: number;
+};
 
 /** Milliseconds from the end of the caller's speech; null when the stage did not happen. */
 export interface LatencyStagesMs {

@@ -14,6 +14,7 @@ import { loadResamplerModule } from './stages/resampler.ts';
 import type { BackendName } from './inference/backend.ts';
 import type { VadHysteresisOptions } from './stages/vad-hysteresis.ts';
 import type { TurnDetectorSettings } from './turn/turn-detector.ts';
+import type { TurnWindowSettings } from './pool/protocol.ts';
 import type { LoadProbe, LoadSampleSink } from './load/engine-load.ts';
 
 export interface MediaEngineOptions {
@@ -33,18 +34,29 @@ export interface MediaEngineOptions {
   /** Caller audio each call's ring can hold before it counts drops. */
   inputRingMs: number;
   historyMs: number;
+  /** Which audio Smart Turn scores: the current turn's, as Pipecat builds it. */
+  turnWindow: TurnWindowSettings;
   /** See MediaWorkerSettings.batchWindowMs. */
   vadBatchWindowMs: number;
   /** See MediaWorkerSettings.skipDigitalSilence. */
   vadSkipDigitalSilence: boolean;
+  /** See MediaWorkerSettings.modelResetIntervalMs. */
+  vadModelResetIntervalMs: number;
+  /** See MediaWorkerSettings.minVolume. */
+  vadMinVolume: number;
   allowFaultInjection: boolean;
   /** Restart backoff and cap of the media workers (see WorkerRestartPolicy). */
   workerRestart: Partial<WorkerRestartPolicy>;
   onListenerError?: (callId: string, error: unknown) => void;
 }
 
+/**
+ * What an engine started without the configuration runs. The product builds its options from the
+ * configuration (server/engine-options.ts); server/engine-options.test.ts keeps these equal to the
+ * configuration's defaults, which are the truth.
+ */
 export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
-  workers: 1,
+  workers: 2,
   turnWorkers: 1,
   // Measured: Silero v6 costs ~100 µs a window batched native against ~240 µs in onnxruntime-web
   // (bench/inference); in the 30-caller simulation each media worker used 8 % of a core instead of 16 %.
@@ -52,14 +64,20 @@ export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
   // Measured: Smart Turn v3.2 costs ~83 ms native against ~343 ms in onnxruntime-web (bench/inference).
   smartTurnBackend: 'native',
   inferenceThreads: 1,
-  vad: { confidence: 0.7, startMs: 200, stopMs: 200 },
+  vad: { confidence: 0.7, exitConfidence: 0.35, startMs: 200, stopMs: 200 },
   turn: {},
   smartTurn: { maxBatch: 8, timeoutMs: 2000 },
   warmUp: { vadRuns: 200, smartTurnRuns: 3 },
   inputRingMs: 2000,
   historyMs: 8000,
+  // Pipecat's SmartTurnParams: pre_speech_ms 500, max_duration_secs 8.
+  turnWindow: { preSpeechMs: 500, maxDurationMs: 8000 },
   vadBatchWindowMs: 20,
   vadSkipDigitalSilence: true,
+  // Pipecat 1.14's SileroVADAnalyzer: _MODEL_RESET_INTERVAL_SECS = 2.0.
+  vadModelResetIntervalMs: 2000,
+  // Pipecat's VADParams.min_volume.
+  vadMinVolume: 0.6,
   allowFaultInjection: false,
   workerRestart: {},
 };
@@ -110,8 +128,11 @@ export class MediaEngine {
           vad: options.vad,
           warmUpRuns: options.warmUp.vadRuns,
           historyMs: options.historyMs,
+          turnWindow: options.turnWindow,
           batchWindowMs: options.vadBatchWindowMs,
           skipDigitalSilence: options.vadSkipDigitalSilence,
+          modelResetIntervalMs: options.vadModelResetIntervalMs,
+          minVolume: options.vadMinVolume,
           allowFaultInjection: options.allowFaultInjection,
         },
         restart: options.workerRestart,
@@ -187,7 +208,7 @@ export class MediaEngine {
     });
     this.#calls.set(callId, call);
     try {
-      this.#pool.addCall({ callId, inputRing: call.inputRing.buffer, inputSampleRate: opts.inputSampleRate });
+      this.#pool.addCall({ callId, inputRing: call.inputRing.buffer, inputSampleRate: opts.inputSampleRate, turnBoundary: call.turnBoundary.buffer });
     } catch (error) {
       this.#calls.delete(callId);
       throw error;
@@ -270,7 +291,7 @@ export class MediaEngine {
       if (!call) continue;
       // A caller who resumes speaking makes any queued Smart Turn question about the pause moot.
       if (event.type === 'speech_start') this.#turnPool.cancel(event.callId);
-      call.handleVadEvent(event.type, event.offsetSamples, event.features, event.featureMs ?? 0);
+      call.handleVadEvent(event);
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import { AccessToken } from 'livekit-server-sdk';
 import type { CallEngine, EngineCapacity, StartBotRequest } from './call-engine.ts';
-import type { BotMode, EngineEvent, EngineEventListener } from './events.ts';
+import type { BotMode, EngineEvent, EngineEventListener, LatencyEventData } from './events.ts';
 import { MediaEngine } from './media-engine.ts';
 import type { CallAudio } from './call-audio.ts';
 import { VoiceCall, type VoiceCallSettings } from './call/voice-call.ts';
@@ -17,6 +17,7 @@ import type { SpeechToText } from './providers/stt.ts';
 import type { LanguageModel } from './providers/llm.ts';
 import type { TextToSpeech } from './providers/tts.ts';
 import { VoiceError } from './errors.ts';
+import { LatencyRecorder } from './metrics/latency-recorder.ts';
 import { DEFAULT_TURN_DECISION_TARGET_MS, EngineLoad, type EngineLoadReport } from './load/engine-load.ts';
 import type { LoadSource } from './dispatch/load.ts';
 
@@ -70,6 +71,8 @@ export class VoiceEngine implements CallEngine {
   #starting = new Map<string, PendingStart>();
   #listeners = new Set<EngineEventListener>();
   #counters = { providerErrors: 0, callsStarted: 0, callsEnded: 0, interruptions: 0, listenerErrors: 0 };
+  /** Per answered turn, from the `latency` events: the whole response and each provider's share. */
+  #turnLatency = { response: new LatencyRecorder(4096), sttFinal: new LatencyRecorder(4096), llmFirstToken: new LatencyRecorder(4096), ttsFirstByte: new LatencyRecorder(4096) };
   #closed = false;
   #load: EngineLoad;
 
@@ -181,6 +184,7 @@ export class VoiceEngine implements CallEngine {
   #onCallEvent(event: EngineEvent): void {
     if (event.type === 'error') this.#counters.providerErrors++;
     if (event.type === 'interruption' && event.data.event === 'interrupted') this.#counters.interruptions++;
+    if (event.type === 'latency') this.#recordTurnLatency(event.data);
     for (const listener of this.#listeners) {
       try {
         listener(event);
@@ -191,6 +195,14 @@ export class VoiceEngine implements CallEngine {
     // The call asks to be ended: its bot said goodbye, or it cannot go on (recogniser or media gone).
     // After the listeners, so that they see the request before the `call_ended` it causes.
     if (event.type === 'end_call_requested') void this.#end(event.callId, event.data.reason);
+  }
+
+  #recordTurnLatency(data: LatencyEventData): void {
+    const { sttFinal, llmFirstToken, ttsFirstByte } = data.stagesMs;
+    if (data.responseMs !== null) this.#turnLatency.response.record(data.responseMs);
+    if (sttFinal !== null) this.#turnLatency.sttFinal.record(sttFinal);
+    if (llmFirstToken !== null) this.#turnLatency.llmFirstToken.record(llmFirstToken);
+    if (ttsFirstByte !== null) this.#turnLatency.ttsFirstByte.record(ttsFirstByte);
   }
 
   #listenerError(error: unknown): void {
@@ -265,6 +277,12 @@ export class VoiceEngine implements CallEngine {
       worker_restarts_total: m.workerRestarts,
       media_workers_down: m.workersDown,
       provider_errors_total: this.#counters.providerErrors,
+      turns_answered_total: this.#turnLatency.response.count,
+      response_latency_p50_ms: this.#turnLatency.response.percentile(50),
+      response_latency_p95_ms: this.#turnLatency.response.percentile(95),
+      stt_final_latency_p50_ms: this.#turnLatency.sttFinal.percentile(50),
+      llm_first_token_latency_p50_ms: this.#turnLatency.llmFirstToken.percentile(50),
+      tts_first_byte_latency_p50_ms: this.#turnLatency.ttsFirstByte.percentile(50),
       interruptions_total: this.#counters.interruptions,
       smart_turn_requests_total: m.smartTurn.requests,
       smart_turn_failures_total: m.smartTurn.failures,

@@ -50,7 +50,11 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'Engine', name: 'VAD_STOP_THRESHOLD', default: '0.35', description: 'Speech probability under which frames count as silence (0-1, below the start threshold).' },
   { section: 'Engine', name: 'VAD_START_MS', default: '200', description: 'Speech needed before the VAD reports a start.' },
   { section: 'Engine', name: 'VAD_STOP_MS', default: '200', description: 'Silence needed before the VAD reports a stop (and Smart Turn runs).' },
+  { section: 'Engine', name: 'VAD_MIN_VOLUME', default: '0.6', description: 'Loudness gate of Pipecat\'s VAD (`min_volume`): a window counts as speech only when the smoothed BS.1770 loudness of the last 400 ms, mapped from -110..-10 LUFS to 0..1, is at least this. Confirms speech a few windows later after silence and ignores quiet blips. 0 turns it off (and saves 12-35 µs per window per call: one K-weighted pass over 400 ms, several calls side by side in WebAssembly).' },
+  { section: 'Engine', name: 'VAD_MODEL_RESET_MS', default: '2000', description: 'Clear a call\'s Silero state after this much audio, at the first clearly non-speech moment while the VAD is quiet (Pipecat 1.14\'s rule: non-speech drifts the state so that the speech after it is under-reported). 0 never clears it.' },
   { section: 'Engine', name: 'SMART_TURN_SILENCE_FALLBACK_MS', default: '3000', description: 'Silence after which a turn counts as complete whatever Smart Turn says.' },
+  { section: 'Engine', name: 'SMART_TURN_PRE_SPEECH_MS', default: '500', description: 'Audio before the turn\'s first speech start that Smart Turn is given, on top of `VAD_START_MS` (Pipecat `pre_speech_ms`). Smart Turn scores the current user turn only, as Pipecat builds it: from its first speech start less this allowance, up to the stop, kept across "incomplete" decisions and cleared when the turn completes.' },
+  { section: 'Engine', name: 'SMART_TURN_MAX_DURATION_MS', default: '8000', description: 'Smart Turn is given at most the last this-many ms of the turn (Pipecat `max_duration_secs`; the model takes 8 s, zero-padded at the front).' },
   { section: 'Engine', name: 'ENGINE_VAD_BATCH_WINDOW_MS', default: '20', description: 'Shortest time between two VAD steps of a media worker. The calls\' frames arrive at different moments; waiting lets one batched VAD run take most of them, for at most this much added latency. 0 runs the VAD as soon as any call has a window.' },
   { section: 'Engine', name: 'ENGINE_VAD_SKIP_DIGITAL_SILENCE', default: 'true', description: 'Answer VAD windows that are exact digital silence (every sample 0) with probability 0 without running Silero, and start the call\'s VAD state afresh after them. A caller who sends nothing (muted, or no DTX between utterances) reaches the engine as zeros once libwebrtc\'s concealment fades out.' },
   { section: 'Engine', name: 'ENGINE_TURN_WORKERS', default: '1', description: 'Worker threads that run Smart Turn, apart from the media workers.' },
@@ -124,8 +128,8 @@ export interface Config {
     loadAdmission: boolean;
     vadBackend: Backend;
     smartTurnBackend: Backend;
-    vad: { startThreshold: number; stopThreshold: number; startMs: number; stopMs: number };
-    smartTurn: { silenceFallbackMs: number; modelPath: string | undefined };
+    vad: { startThreshold: number; stopThreshold: number; startMs: number; stopMs: number; minVolume: number; modelResetMs: number };
+    smartTurn: { silenceFallbackMs: number; preSpeechMs: number; maxDurationMs: number; modelPath: string | undefined };
     allowModelHub: boolean;
     sttOutageMaxMs: number;
   };
@@ -333,6 +337,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     stopThreshold: r.number('VAD_STOP_THRESHOLD', 0, 1),
     startMs: r.int('VAD_START_MS', 0, 10_000),
     stopMs: r.int('VAD_STOP_MS', 0, 10_000),
+    minVolume: r.number('VAD_MIN_VOLUME', 0, 1),
+    modelResetMs: r.int('VAD_MODEL_RESET_MS', 0, 600_000),
   };
   if (vad.stopThreshold > vad.startThreshold) {
     r.problems.push('VAD_STOP_THRESHOLD must not be above VAD_START_THRESHOLD');
@@ -377,6 +383,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       vad,
       smartTurn: {
         silenceFallbackMs: r.int('SMART_TURN_SILENCE_FALLBACK_MS', 100, 60_000),
+        preSpeechMs: r.int('SMART_TURN_PRE_SPEECH_MS', 0, 8000),
+        maxDurationMs: r.int('SMART_TURN_MAX_DURATION_MS', 100, 8000),
         modelPath: r.optional('SMART_TURN_MODEL_PATH'),
       },
       allowModelHub: r.bool('ALLOW_MODEL_HUB'),

@@ -10,9 +10,9 @@ import { dispose } from '@livekit/rtc-node';
 import type { FastifyInstance } from 'fastify';
 import { MediaEngine } from '../engine/media-engine.ts';
 import { VoiceEngine } from '../engine/voice-engine.ts';
-import { resolveModel } from '../models/model-manager.ts';
 import { buildApp } from './app.ts';
 import { loadConfig, startupNotices, type Config } from './config.ts';
+import { engineOptions, resolveEngineModels } from './engine-options.ts';
 import { createLiveKitClients } from './livekit.ts';
 import { ensureLiveKitBinary, freeLoopbackPort, MIN_SECRET_LENGTH, startLocalLiveKit, type LocalLiveKit } from './local-livekit.ts';
 import { outboxPort } from './outbox-port.ts';
@@ -85,44 +85,23 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
     cleanup.push({ what: 'outbox', close: () => outbox.close() });
 
     log('resolving models ...');
-    const [vadPath, smartTurnPath] = await Promise.all([
-      resolveModel('silero-vad-v6', { log }),
-      resolveModel('smart-turn-v3.2', { modelPath: config.engine.smartTurn.modelPath, allowHub: config.engine.allowModelHub, log }),
-    ]);
+    const models = await resolveEngineModels(config, log);
+    const { vadPath, smartTurnPath } = models;
+    const options = engineOptions(config, models);
 
     const providers = await startProviders(config.providers);
     cleanup.push({ what: 'provider stand-ins', close: () => providers.close() });
 
     log(`starting the media engine (${config.engine.workers} media + ${config.engine.turnWorkers} Smart Turn workers, warming up) ...`);
-    const media = await MediaEngine.start({
-      models: { vadPath, smartTurnPath },
-      workers: config.engine.workers,
-      turnWorkers: config.engine.turnWorkers,
-      vadBatchWindowMs: config.engine.vadBatchWindowMs,
-      vadSkipDigitalSilence: config.engine.vadSkipDigitalSilence,
-      vadBackend: config.engine.vadBackend,
-      smartTurnBackend: config.engine.smartTurnBackend,
-      vad: {
-        confidence: config.engine.vad.startThreshold,
-        exitConfidence: config.engine.vad.stopThreshold,
-        startMs: config.engine.vad.startMs,
-        stopMs: config.engine.vad.stopMs,
-      },
-      turn: { silenceFallbackMs: config.engine.smartTurn.silenceFallbackMs },
-    });
+    const media = await MediaEngine.start(options.media);
     cleanup.push({ what: 'media engine', close: () => media.close() });
 
     let app: FastifyInstance | undefined;
     const engine = new VoiceEngine({
+      ...options.voice,
       media,
       livekit: { url: config.livekit.url, apiKey: config.livekit.apiKey, apiSecret: config.livekit.apiSecret },
       providers: { stt: providers.stt, llm: providers.llm, tts: providers.tts },
-      maxCalls: config.engine.maxCalls,
-      load: { turnDecisionTargetMs: config.engine.turnDecisionTargetMs, admission: config.engine.loadAdmission },
-      call: {
-        interruption: { minSpeechMs: config.bargeIn.minSpeechMs, minWords: config.bargeIn.minWords, falseInterruptionTimeoutMs: config.bargeIn.resumeMs },
-        sttOutageMaxMs: config.engine.sttOutageMaxMs,
-      },
       onListenerError: (error) => app?.log.warn({ err: error }, 'engine event listener failed'),
     });
     cleanup.push({ what: 'voice engine', close: () => engine.close() });

@@ -13,6 +13,7 @@ export function turnLatency(data: LatencyEventData, at: string): TurnLatency {
     at,
     ...(data.responseMs !== null ? { responseMs: data.responseMs } : {}),
     stagesMs,
+    smartTurn: { rule: data.smartTurn.rule, probability: data.smartTurn.probability },
   };
 }
 

@@ -74,6 +74,8 @@ export const Latency = Type.Object({
   at: Type.String({ format: 'date-time' }),
   responseMs: Type.Optional(Type.Number()),
   stagesMs: Type.Optional(Type.Record(Type.String(), Type.Number())),
+  /** Which rule ended the caller's turn (`model` or `silence`) and Smart Turn's probability. */
+  smartTurn: Type.Optional(Type.Object({ rule: Type.Union([Type.Literal('model'), Type.Literal('silence')]), probability: Type.Union([Type.Number(), Type.Null()]) })),
 });
 
 export const Recording = Type.Object({

@@ -232,7 +232,13 @@ describe('GET /v1/calls', () => {
     const call = (await (await h.api(`/v1/calls/${body.callId}`)).json()) as Record<string, any>;
     expect(call.transcript.map((s: { speaker: string; text: string }) => `${s.speaker}: ${s.text}`)).toEqual(['caller: hello', 'bot: hi there']);
     // The engine's numeric turn id is the record's string id; a stage that did not happen is absent.
-    expect(call.latencies[0]).toEqual({ turnId: '1', at: expect.any(String), responseMs: 640, stagesMs: { endOfUtterance: 210, llmFirstToken: 300, ttsFirstByte: 120 } });
+    expect(call.latencies[0]).toEqual({
+      turnId: '1',
+      at: expect.any(String),
+      responseMs: 640,
+      stagesMs: { endOfUtterance: 210, llmFirstToken: 300, ttsFirstByte: 120 },
+      smartTurn: { rule: 'model', probability: 0.8 },
+    });
   });
 });
 

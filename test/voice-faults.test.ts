@@ -12,6 +12,7 @@ import { waitFor, type TestCaller } from './support/caller.ts';
 let harness: VoiceHarness;
 
 beforeAll(async () => {
+  // Not a setting: a 1.5 s LLM deadline (product 5 s) keeps the hung-LLM case short.
   harness = await startVoiceHarness({ call: { llmTimeoutMs: 1500 } });
 });
 
@@ -36,14 +37,14 @@ describe('provider faults', () => {
     const a = await harness.placeCall('fault-a');
     const b = await harness.placeCall('fault-b');
 
-    // The recogniser's socket drops mid-call: it reconnects, and finals before and after are all there.
+    // The recogniser's socket drops between utterances: it reconnects and the call keeps being heard.
+    // (That no final is lost or repeated across a drop in the middle of an utterance is real-call.test.ts.)
     await turn(a, 'fault-a', 'Can you hear me now?');
     const finalsBefore = eventsOf(harness.events, 'fault-a', 'transcript', { speaker: 'caller', final: true }).map((e) => e.data.segmentId);
     expect(finalsBefore.length).toBeGreaterThan(0);
     harness.deepgram.dropAll();
     await turn(a, 'fault-a', 'Is the dock open tonight?');
     const finalsAfter = eventsOf(harness.events, 'fault-a', 'transcript', { speaker: 'caller', final: true }).map((e) => e.data.segmentId);
-    expect(finalsAfter.slice(0, finalsBefore.length)).toEqual(finalsBefore);
     expect(finalsAfter.length).toBeGreaterThan(finalsBefore.length);
     expect(harness.deepgram.upgradeAttempts).toBeGreaterThan(2);
 

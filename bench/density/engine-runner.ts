@@ -24,8 +24,9 @@ export interface EngineRunOptions {
   backend: BackendName;
   seconds: number;
   warmupSeconds: number;
-  workers: number;
-  turnWorkers: number;
+  /** Unset: the configuration's (ENGINE_WORKERS / ENGINE_TURN_WORKERS), as `npm start` runs. */
+  workers?: number;
+  turnWorkers?: number;
   tickMs: number;
   seed: number;
   /** Write V8 CPU profiles of every thread of the child here (node --cpu-prof). */
@@ -45,8 +46,8 @@ export function runEngine(options: EngineRunOptions): Promise<EngineRunResult> {
     '--backend', options.backend,
     '--seconds', String(options.seconds),
     '--warmup-seconds', String(options.warmupSeconds),
-    '--workers', String(options.workers),
-    '--turn-workers', String(options.turnWorkers),
+    ...(options.workers !== undefined ? ['--workers', String(options.workers)] : []),
+    ...(options.turnWorkers !== undefined ? ['--turn-workers', String(options.turnWorkers)] : []),
     '--tick-ms', String(options.tickMs),
     '--seed', String(options.seed),
   ];

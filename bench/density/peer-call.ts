@@ -17,9 +17,12 @@ import { createModelSession } from '../../engine/inference/backend.ts';
 import { SileroVad, VAD_SAMPLE_RATE, VAD_WINDOW_SAMPLES } from '../../engine/stages/silero-vad.ts';
 import { VadHysteresis } from '../../engine/stages/vad-hysteresis.ts';
 import { SmartTurnModel, SMART_TURN_BLOCK_LENGTH } from '../../engine/stages/smart-turn-model.ts';
-import { loadFeatureExtractor, SMART_TURN_SAMPLES } from '../../engine/stages/smart-turn-features.ts';
+import { loadFeatureExtractor } from '../../engine/stages/smart-turn-features.ts';
 import { loadResamplerModule, Resampler } from '../../engine/stages/resampler.ts';
 import { AudioHistory } from '../../engine/stages/audio-history.ts';
+import { completedTurnEndSamples, TurnWindow, type TurnAudioRange } from '../../engine/stages/turn-window.ts';
+import { VadVolume } from '../../engine/stages/vad-volume.ts';
+import { SileroReset } from '../../engine/stages/silero-reset.ts';
 import { TurnDetector } from '../../engine/turn/turn-detector.ts';
 import { PEER_SETTINGS } from './peer-settings.ts';
 import { resolveModel } from '../../models/model-manager.ts';
@@ -72,8 +75,16 @@ async function main(): Promise<void> {
   for (let i = 0; i < PEER_SETTINGS.smartTurnWarmUpRuns; i++) await turnModel.predict([new Float32Array(SMART_TURN_BLOCK_LENGTH)]);
 
   const resampler = Resampler.create({ inputSampleRate: INPUT_SAMPLE_RATE, outputSampleRate: VAD_SAMPLE_RATE });
-  const history = new AudioHistory(Math.round((PEER_SETTINGS.historyMs * VAD_SAMPLE_RATE) / 1000));
+  // Room for the longest turn window plus the windows that may be queued behind the VAD.
+  const history = new AudioHistory(Math.round(((Math.max(PEER_SETTINGS.historyMs, PEER_SETTINGS.turnWindow.maxDurationMs) + 2000) * VAD_SAMPLE_RATE) / 1000));
   const hysteresis = new VadHysteresis(PEER_SETTINGS.vad);
+  // The engine's per-call stages, so that both sides do the same work per window and per stop.
+  const turnWindow = new TurnWindow({ ...PEER_SETTINGS.turnWindow, vadStartMs: PEER_SETTINGS.vad.startMs, sampleRate: VAD_SAMPLE_RATE });
+  const vadVolume = new VadVolume({ minVolume: PEER_SETTINGS.vadMinVolume, sampleRate: VAD_SAMPLE_RATE });
+  const volumeScratch = new Float32Array(vadVolume.windowSamples);
+  const sileroReset = new SileroReset({ intervalMs: PEER_SETTINGS.vadModelResetIntervalMs });
+  let clearedAtSamples = 0;
+  let stopConfirmedAtSamples = 0;
   const turn = new TurnDetector();
   const conversation = buildConversation(index, INPUT_SAMPLE_RATE);
   const random = seededRandom(Number(values.seed) * 1_000_003 + index * 7919);
@@ -124,17 +135,23 @@ async function main(): Promise<void> {
         const window = queue.shift()!;
         const probability = (await vad.run(new Map([['call', window.samples]]))).get('call')!;
         if (measuring) frameLatencyMs.push(performance.now() - window.frameAt);
-        const event = hysteresis.push(probability);
+        const endSamples = hysteresis.offsetSamples + VAD_WINDOW_SAMPLES;
+        if (sileroReset.afterWindow(probability, hysteresis.quiet)) vad.resetStream('call');
+        const loud = !vadVolume.enabled || vadVolume.loudEnough(vadVolume.afterWindow(history.copyRange(endSamples - vadVolume.windowSamples, endSamples, volumeScratch)));
+        const event = hysteresis.push(loud ? probability : 0);
         processedSamples = hysteresis.offsetSamples;
         applyTurnEvents(turn.onAudioProgress(processedSamples).events);
         if (event?.type === 'speech_start') {
           if (measuring) counts.speechStarts++;
+          turnWindow.onSpeechStart(processedSamples, clearedAtSamples);
           applyTurnEvents(turn.onSpeechStart(event.offsetSamples).events);
         } else if (event?.type === 'speech_end') {
           if (measuring) counts.speechEnds++;
+          stopConfirmedAtSamples = processedSamples;
+          const range = turnWindow.onSpeechEnd(processedSamples, clearedAtSamples);
           const step = turn.onSpeechEnd(event.offsetSamples);
           applyTurnEvents(step.events);
-          if (step.request) requestSmartTurn(step.request.requestId);
+          if (step.request) requestSmartTurn(step.request.requestId, range);
         }
       }
     } finally {
@@ -142,12 +159,10 @@ async function main(): Promise<void> {
     }
   }
 
-  function requestSmartTurn(requestId: number): void {
+  function requestSmartTurn(requestId: number, range: TurnAudioRange): void {
     const featuresStarted = performance.now();
-    // As the engine does: the history may run ahead of the VAD by queued windows; end the clip at the stop.
-    const ahead = history.totalSamples - processedSamples;
-    const recent = history.latest(SMART_TURN_SAMPLES + ahead);
-    const features = extractor.extract(recent.subarray(0, Math.max(0, recent.length - ahead)));
+    // As the engine does: the current turn's audio up to the stop.
+    const features = extractor.extract(history.range(range.startSamples, range.endSamples));
     const requested = performance.now();
     const wasMeasuring = measuring;
     if (measuring) {
@@ -167,9 +182,10 @@ async function main(): Promise<void> {
   }
 
   function applyTurnEvents(events: ReturnType<TurnDetector['onAudioProgress']>['events']): void {
-    if (!measuring) return;
     for (const event of events) {
       if (event.type !== 'user_turn_complete') continue;
+      clearedAtSamples = completedTurnEndSamples(event.rule, stopConfirmedAtSamples, event.decidedAtSamples);
+      if (!measuring) continue;
       if (event.rule === 'model') counts.turnsByModel++;
       else counts.turnsBySilence++;
     }

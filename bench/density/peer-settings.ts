@@ -4,15 +4,22 @@
  * the peers memory they would not really use. `peer-settings.test.ts` keeps the copy honest.
  */
 import type { VadHysteresisOptions } from '../../engine/stages/vad-hysteresis.ts';
+import type { TurnWindowSettings } from '../../engine/pool/protocol.ts';
 
 export const PEER_SETTINGS: {
   vad: VadHysteresisOptions;
+  vadMinVolume: number;
+  vadModelResetIntervalMs: number;
   historyMs: number;
+  turnWindow: TurnWindowSettings;
   vadWarmUpRuns: number;
   smartTurnWarmUpRuns: number;
 } = {
-  vad: { confidence: 0.7, startMs: 200, stopMs: 200 },
+  vad: { confidence: 0.7, exitConfidence: 0.35, startMs: 200, stopMs: 200 },
+  vadMinVolume: 0.6,
+  vadModelResetIntervalMs: 2000,
   historyMs: 8000,
+  turnWindow: { preSpeechMs: 500, maxDurationMs: 8000 },
   vadWarmUpRuns: 200,
   smartTurnWarmUpRuns: 3,
 };

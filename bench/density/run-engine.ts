@@ -11,7 +11,8 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { MediaEngine, type MediaEngineMetrics } from '../../engine/media-engine.ts';
 import type { BackendName } from '../../engine/inference/backend.ts';
-import { resolveModel } from '../../models/model-manager.ts';
+import { loadConfig } from '../../server/config.ts';
+import { engineOptions, resolveEngineModels } from '../../server/engine-options.ts';
 import { buildConversationPool, seededRandom } from './conversations.ts';
 import { LoopingAudio, RealTimeFeeder } from './caller-feed.ts';
 import { clockTicksPerSecond, machineBusyCpuSeconds } from './proc-stats.ts';
@@ -20,23 +21,27 @@ import { INPUT_SAMPLE_RATE, FRAME_MS, FRAME_SAMPLES, parseBackend, sleep, summar
 const { values } = parseArgs({
   options: {
     calls: { type: 'string', default: '25' },
-    backend: { type: 'string', default: 'wasm' },
+    backend: { type: 'string' },
     seconds: { type: 'string', default: '30' },
     'warmup-seconds': { type: 'string', default: '5' },
-    workers: { type: 'string', default: '2' },
-    'turn-workers': { type: 'string', default: '1' },
+    workers: { type: 'string' },
+    'turn-workers': { type: 'string' },
     'tick-ms': { type: 'string', default: '5' },
     'vad-warmup-runs': { type: 'string' },
     seed: { type: 'string', default: '1' },
   },
 });
 
+// The engine as `npm start` builds it from the configuration (environment and defaults); a flag given
+// on the command line overrides that one field, because the density run compares backends and sizes.
+const config = loadConfig({ CI: '1', ...process.env });
+const product = engineOptions(config, await resolveEngineModels(config));
 const calls = Number(values.calls);
-const backend: BackendName = parseBackend(values.backend);
+const backend: BackendName = values.backend !== undefined ? parseBackend(values.backend) : product.media.vadBackend;
 const measuredSeconds = Number(values.seconds);
 const warmupSeconds = Number(values['warmup-seconds']);
-const workers = Number(values.workers);
-const turnWorkers = Number(values['turn-workers']);
+const workers = values.workers !== undefined ? Number(values.workers) : product.media.workers;
+const turnWorkers = values['turn-workers'] !== undefined ? Number(values['turn-workers']) : product.media.turnWorkers;
 const tickMs = Number(values['tick-ms']);
 // onnxruntime-web needs ~2000 runs to reach its steady speed (FIELD-NOTES); a production deployment
 // would warm that far before taking calls, so the bench does too.
@@ -44,17 +49,15 @@ const vadWarmUpRuns = Number(values['vad-warmup-runs'] ?? (backend === 'wasm' ? 
 
 const log = (msg: string) => process.stderr.write(`[engine ${backend} N=${calls}] ${msg}\n`);
 
-const [vadPath, smartTurnPath] = await Promise.all([resolveModel('silero-vad-v6'), resolveModel('smart-turn-v3.2')]);
 // Loaded even for the idle baseline, so that the audio pool is not counted as memory per call.
 const pool = buildConversationPool(INPUT_SAMPLE_RATE);
 
 const startedAt = performance.now();
 const engine = await MediaEngine.start({
-  models: { vadPath, smartTurnPath },
+  ...product.media,
   workers,
   turnWorkers,
-  vadBackend: backend,
-  smartTurnBackend: backend,
+  ...(values.backend !== undefined ? { vadBackend: backend, smartTurnBackend: backend } : {}),
   warmUp: { vadRuns: vadWarmUpRuns, smartTurnRuns: 3 },
 });
 const engineStartMs = performance.now() - startedAt;

@@ -85,8 +85,25 @@ describe('BotOutput', () => {
     output.clear();
     expect(output.speaking).toBe(false);
     expect(output.pace(40)).toBe(false);
-    expect(sent.length).toBe(6);
+    // Six frames of speech, then digital silence so the far end does not conceal the cut syllable.
+    expect(sent.length).toBe(9);
+    expect(sent.slice(6).every((f) => f.length === FRAME && f.every((s) => s === 0))).toBe(true);
     expect(events).toEqual(['first 1']);
+  });
+
+  it('sends no silence when it stops before any audio went out, or stops twice', async () => {
+    const { output, sent } = setup();
+    output.beginUtterance(1);
+    await output.write(1, ramp(SAMPLE_RATE), SAMPLE_RATE);
+    output.clear();
+    expect(sent).toEqual([]);
+    output.beginUtterance(2);
+    await output.write(2, ramp(SAMPLE_RATE), SAMPLE_RATE);
+    output.pace(0);
+    output.pause();
+    output.pause();
+    output.clear();
+    expect(sent.length).toBe(4 + 3);
   });
 
   it('keeps buffered audio across a pause', async () => {
@@ -98,10 +115,11 @@ describe('BotOutput', () => {
     output.pace(0);
     output.pause();
     expect(output.pace(20)).toBe(false);
-    expect(sent.length).toBe(4);
+    expect(sent.length).toBe(4 + 3);
+    expect(sent.slice(4).every((f) => f.every((s) => s === 0))).toBe(true);
     output.resume();
-    for (let t = 1000; sent.length < 20 && t < 2000; t += 20) output.pace(t);
-    expect(concatPcm(sent)).toEqual(audio);
+    for (let t = 1000; sent.length < 23 && t < 2000; t += 20) output.pace(t);
+    expect(concatPcm(sent.filter((f) => f.some((s) => s !== 0)))).toEqual(audio);
   });
 
   it('skips the time lost in a stalled event loop instead of bursting it out', async () => {

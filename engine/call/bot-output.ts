@@ -31,6 +31,12 @@ interface Utterance {
 const LEAD_MS = 40;
 /** After a longer stall of the event loop the lost time is skipped, not sent in a burst. */
 const MAX_LATE_MS = 100;
+/**
+ * Frames of digital silence sent when the bot stops mid-word (barge-in, pause). Without them the far
+ * end's jitter buffer sees its stream end abruptly and conceals the loss by repeating the cut syllable,
+ * fading, for 100 ms and more (measured at an rtc-node caller); with them it plays silence.
+ */
+const STOP_SILENCE_FRAMES = 3;
 
 export class BotOutput implements PacedOutput {
   readonly sink: AudioSink;
@@ -106,6 +112,8 @@ export class BotOutput implements PacedOutput {
 
   /** Goes silent now, keeping buffered audio for `resume`. */
   pause(): void {
+    if (this.#paused) return;
+    if (this.#sounding()) this.#sendStopSilence();
     this.#paused = true;
   }
 
@@ -117,11 +125,22 @@ export class BotOutput implements PacedOutput {
 
   /** Barge-in: drops every buffered sample of every utterance, at once. */
   clear(): void {
+    if (this.#sounding()) this.#sendStopSilence();
     this.#current = null;
     this.#utterances = [];
     const discard = new Int16Array(4096);
     while (this.#ring.read(discard) > 0);
     this.#paused = false;
+  }
+
+  /** True while audio of an utterance has gone out and is not paused. */
+  #sounding(): boolean {
+    return !this.#closed && !this.#paused && this.#utterances.some((u) => u.firstAudioSent);
+  }
+
+  #sendStopSilence(): void {
+    const silence = new Int16Array(this.frameSamples);
+    for (let i = 0; i < STOP_SILENCE_FRAMES; i++) this.sink.sendFrame(silence);
   }
 
   #resampler(sampleRate: number): Resampler {

@@ -538,18 +538,21 @@ export class VoiceCall {
 
   #decide(decision: ReturnType<InterruptionPolicy['tick']>): void {
     if (decision === null) return;
+    // performance.now() of the decision, so that a caller in the same process (a test) can time the cut
+    // on its own clock; the event's `at` is wall time, too coarse for that.
+    const decidedAtMonoMs = performance.now();
     if (decision === 'pause') {
       this.#output.pause();
-      this.events.emit('interruption', { event: 'paused' });
+      this.events.emit('interruption', { event: 'paused', decidedAtMonoMs });
     } else if (decision === 'resume') {
       this.#output.resume();
-      this.events.emit('interruption', { event: 'resumed', falseInterruption: true });
+      this.events.emit('interruption', { event: 'resumed', falseInterruption: true, decidedAtMonoMs });
     } else if (decision === 'interrupt') {
-      this.#interrupt();
+      this.#interrupt(decidedAtMonoMs);
     }
   }
 
-  #interrupt(): void {
+  #interrupt(decidedAtMonoMs = performance.now()): void {
     const reply = this.#reply;
     if (!reply) return;
     const playedSamples = this.#output.playedSamples(reply.id);
@@ -559,7 +562,13 @@ export class VoiceCall {
     const heard = heardText(this.#timedSentences(reply), playedSamples);
     if (!reply.notice) this.#conversation.addAssistant(heard);
     if (heard !== '') this.#botTranscript(reply, heard);
-    this.events.emit('interruption', { event: 'interrupted', turnId: reply.turnId, playedMs: Math.round((playedSamples * 1000) / this.#output.sink.sampleRate), heardText: heard });
+    this.events.emit('interruption', {
+      event: 'interrupted',
+      turnId: reply.turnId,
+      playedMs: Math.round((playedSamples * 1000) / this.#output.sink.sampleRate),
+      heardText: heard,
+      decidedAtMonoMs,
+    });
     this.#policy.reset();
     this.#setState('listening');
   }

@@ -1,13 +1,18 @@
 /**
  * One call's media state inside a media worker: its input ring, resampler to 16 kHz, the partial VAD
- * window, the VAD hysteresis and the audio history that Smart Turn reads.
+ * window, the VAD hysteresis, the audio history that Smart Turn reads and the turn window that says
+ * which part of it belongs to the current turn.
  */
 import { PcmRing } from '../ring/pcm-ring.ts';
 import { Resampler } from '../stages/resampler.ts';
 import { AudioHistory } from '../stages/audio-history.ts';
 import { VadHysteresis, type VadHysteresisOptions } from '../stages/vad-hysteresis.ts';
 import { VAD_WINDOW_SAMPLES, VAD_SAMPLE_RATE } from '../stages/silero-vad.ts';
-import type { CallSnapshot } from './protocol.ts';
+import { TurnWindow } from '../stages/turn-window.ts';
+import { SileroReset } from '../stages/silero-reset.ts';
+import { VadVolume } from '../stages/vad-volume.ts';
+import { TurnBoundary } from './turn-boundary.ts';
+import type { CallSnapshot, TurnWindowSettings } from './protocol.ts';
 
 const READ_CHUNK_SAMPLES = 4096;
 
@@ -20,6 +25,11 @@ export class CallMedia {
   readonly ring: PcmRing;
   readonly history: AudioHistory;
   readonly hysteresis: VadHysteresis;
+  readonly turnWindow: TurnWindow;
+  readonly sileroReset: SileroReset;
+  readonly vadVolume: VadVolume;
+  /** Where the main thread's last completed turn ended (read at every VAD event). */
+  readonly turnBoundary: TurnBoundary;
   /** Complete 512-sample windows waiting for the next batched VAD run, oldest first. */
   readonly windows: Array<{ samples: Float32Array; inputSamples: number }> = [];
   #resampler: Resampler | null;
@@ -36,6 +46,10 @@ export class CallMedia {
     inputSampleRate: number;
     historyMs: number;
     vad: VadHysteresisOptions;
+    turnWindow: TurnWindowSettings;
+    turnBoundary: SharedArrayBuffer;
+    modelResetIntervalMs: number;
+    minVolume: number;
     snapshot?: CallSnapshot;
     startOffsetSamples?: number;
   }) {
@@ -44,16 +58,26 @@ export class CallMedia {
     this.ring = PcmRing.attach(opts.inputRing);
     this.#resampler =
       opts.inputSampleRate === VAD_SAMPLE_RATE ? null : Resampler.create({ inputSampleRate: opts.inputSampleRate, outputSampleRate: VAD_SAMPLE_RATE });
-    const historySamples = Math.round((opts.historyMs * VAD_SAMPLE_RATE) / 1000);
+    // The history runs ahead of the VAD by what the ring held when it was drained: keep that much more
+    // than the longest turn window, so a window never loses its start to audio not yet scored.
+    const aheadSamples = Math.ceil((this.ring.capacitySamples * VAD_SAMPLE_RATE) / opts.inputSampleRate) + VAD_WINDOW_SAMPLES;
+    const historySamples = Math.round((Math.max(opts.historyMs, opts.turnWindow.maxDurationMs) * VAD_SAMPLE_RATE) / 1000) + aheadSamples;
     const snapshot = opts.snapshot;
     const startOffset = opts.startOffsetSamples ?? 0;
     this.history = snapshot
       ? AudioHistory.restore(historySamples, snapshot.history)
       : AudioHistory.restore(historySamples, { latest: new Float32Array(0), totalSamples: startOffset });
     this.hysteresis = new VadHysteresis(opts.vad);
+    this.turnWindow = new TurnWindow({ ...opts.turnWindow, vadStartMs: opts.vad.startMs, sampleRate: VAD_SAMPLE_RATE });
+    this.turnBoundary = TurnBoundary.attach(opts.turnBoundary);
+    this.sileroReset = new SileroReset({ intervalMs: opts.modelResetIntervalMs, windowSamples: VAD_WINDOW_SAMPLES, sampleRate: VAD_SAMPLE_RATE });
+    this.vadVolume = new VadVolume({ minVolume: opts.minVolume, sampleRate: VAD_SAMPLE_RATE });
     if (!snapshot) this.hysteresis.reset(startOffset);
     if (snapshot) {
       this.hysteresis.importState(snapshot.hysteresis);
+      this.turnWindow.importState(snapshot.turnWindow);
+      this.sileroReset.importState(snapshot.sileroReset);
+      this.vadVolume.importState(snapshot.vadVolume);
       this.#pending.set(snapshot.pending);
       this.#pendingLength = snapshot.pending.length;
     }
@@ -98,6 +122,9 @@ export class CallMedia {
       history: this.history.snapshot(),
       pending: this.#pending.slice(0, this.#pendingLength),
       hysteresis: this.hysteresis.exportState(),
+      turnWindow: this.turnWindow.exportState(),
+      sileroReset: this.sileroReset.exportState(),
+      vadVolume: this.vadVolume.exportState(),
     };
   }
 

@@ -42,6 +42,8 @@ export interface PoolCall {
   callId: string;
   inputRing: SharedArrayBuffer;
   inputSampleRate: number;
+  /** See `TurnBoundary`. */
+  turnBoundary: SharedArrayBuffer;
 }
 
 /** Why the pool stopped serving a call; `reason` is what the call's end reports. */
@@ -283,11 +285,11 @@ export class MediaPool {
   }
 
   #attach(slot: WorkerSlot, entry: CallEntry, state: { snapshot?: CallSnapshot; startOffsetSamples?: number }): void {
-    const { callId, inputRing, inputSampleRate } = entry.call;
+    const { callId, inputRing, inputSampleRate, turnBoundary } = entry.call;
     entry.slot = slot;
     slot.calls.add(callId);
     const crashOnAudio = this.#crashOnAudio.has(callId) || undefined;
-    slot.send({ type: 'attach', callId, inputRing, inputSampleRate, tag: entry.tag, crashOnAudio, ...state });
+    slot.send({ type: 'attach', callId, inputRing, inputSampleRate, turnBoundary, tag: entry.tag, crashOnAudio, ...state });
     slot.doorbell.ring();
   }
 

@@ -2,14 +2,16 @@
  * The media worker: one long-running Piscina task per thread. It owns the per-call media state of the
  * calls assigned to it, wakes on its doorbell when the main thread has written audio, and runs the VAD
  * for all of its calls as one batched `session.run` per step. On a VAD stop it extracts the Smart Turn
- * features from the call's history and sends them with the event; the model itself runs in the turn pool.
+ * features of the current turn's audio (the call's `TurnWindow` over its history) and sends them with the
+ * event; the model itself runs in the turn pool.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { Doorbell } from '../ring/doorbell.ts';
 import { createModelSession } from '../inference/backend.ts';
-import { SileroVad, VAD_WINDOW_SAMPLES } from '../stages/silero-vad.ts';
+import { SileroVad, VAD_SAMPLE_RATE, VAD_WINDOW_SAMPLES } from '../stages/silero-vad.ts';
 import { loadResamplerModule } from '../stages/resampler.ts';
-import { loadFeatureExtractor, type SmartTurnFeatureExtractor, SMART_TURN_SAMPLES } from '../stages/smart-turn-features.ts';
+import { loadFeatureExtractor, type SmartTurnFeatureExtractor } from '../stages/smart-turn-features.ts';
+import { gateWindows, isDigitalSilence, kWeightedEnergies, type KWeightedEnergies } from '../stages/vad-volume.ts';
 import { CallMedia } from './call-media.ts';
 import { WorkerActivity } from './worker-activity.ts';
 import type { FromWorker, MediaWorkerSettings, ToWorker, VadEventMessage, VadWindowResult } from './protocol.ts';
@@ -86,6 +88,7 @@ class MediaWorker {
   #activity: WorkerActivity;
   #calls = new Map<string, CallMedia>();
   #control: ToWorker[] = [];
+  #energies: KWeightedEnergies = kWeightedEnergies(VAD_SAMPLE_RATE);
 
   constructor(settings: MediaWorkerSettings, vad: SileroVad, features: SmartTurnFeatureExtractor, port: MessagePort, activity: WorkerActivity) {
     this.settings = settings;
@@ -145,6 +148,10 @@ class MediaWorker {
         inputSampleRate: message.inputSampleRate,
         historyMs: this.settings.historyMs,
         vad: this.settings.vad,
+        turnWindow: this.settings.turnWindow,
+        turnBoundary: message.turnBoundary,
+        modelResetIntervalMs: this.settings.modelResetIntervalMs,
+        minVolume: this.settings.minVolume,
         snapshot: message.snapshot,
         startOffsetSamples: message.startOffsetSamples,
       });
@@ -191,6 +198,7 @@ class MediaWorker {
         if (this.settings.skipDigitalSilence && isDigitalSilence(window.samples)) {
           // Start afresh after the silence, as Silero does at the start of a stream.
           this.#vad.resetStream(call.callId);
+          call.sileroReset.restart();
           silent.push(call.callId);
         } else {
           batch.set(call.callId, window.samples);
@@ -209,27 +217,48 @@ class MediaWorker {
     const windows: VadWindowResult[] = [];
     const events: VadEventMessage[] = [];
     const transfer: ArrayBuffer[] = [];
+    const scored: Array<{ call: CallMedia; probability: number; endSamples: number }> = [];
     for (const [callId, probability] of probabilities) {
       const call = this.#calls.get(callId);
       if (!call) continue;
       call.windowEndSamples += VAD_WINDOW_SAMPLES;
       const endSamples = call.windowEndSamples;
       windows.push({ callId, endSamples, probability, inputSamples: inputSamples.get(callId) ?? 0 });
-      const event = call.hysteresis.push(probability);
+      // Takes effect from the next window, as in Pipecat (whose VAD state here is still the previous one).
+      if (call.sileroReset.afterWindow(probability, call.hysteresis.quiet)) this.#vad.resetStream(callId);
+      scored.push({ call, probability, endSamples });
+    }
+    // Pipecat's loudness gate: a confident window that is too quiet is not speech.
+    const loud = gateWindows(
+      scored.map(({ call, endSamples }) => ({ volume: call.vadVolume, history: call.history, endSamples })),
+      this.#energies,
+    );
+    for (const [i, { call, probability, endSamples }] of scored.entries()) {
+      const callId = call.callId;
+      const event = call.hysteresis.push(loud[i] ? probability : 0);
       if (!event) continue;
+      // The event is confirmed at the end of this window; the boundary says where the last completed turn ended.
+      const clearedAtSamples = call.turnBoundary.clearedAtSamples();
       if (event.type === 'speech_end') {
         this.#activity.enter(call.tag);
         const started = performance.now();
-        // The history can run ahead of the VAD by the windows still queued; end the input at the stop.
-        const ahead = call.history.totalSamples - endSamples;
-        const recent = call.history.latest(SMART_TURN_SAMPLES + ahead);
-        const input = recent.subarray(0, Math.max(0, recent.length - ahead));
-        const features = this.#features.extract(input);
-        events.push({ callId, type: event.type, offsetSamples: event.offsetSamples, features, featureMs: performance.now() - started });
+        // The history can run ahead of the VAD by the windows still queued: the range ends at the stop.
+        const range = call.turnWindow.onSpeechEnd(endSamples, clearedAtSamples);
+        const features = this.#features.extract(call.history.range(range.startSamples, range.endSamples));
+        events.push({
+          callId,
+          type: event.type,
+          offsetSamples: event.offsetSamples,
+          confirmedAtSamples: endSamples,
+          scoredFromSamples: range.startSamples,
+          features,
+          featureMs: performance.now() - started,
+        });
         transfer.push(features.buffer as ArrayBuffer);
         this.#activity.leave();
       } else {
-        events.push({ callId, type: event.type, offsetSamples: event.offsetSamples });
+        call.turnWindow.onSpeechStart(endSamples, clearedAtSamples);
+        events.push({ callId, type: event.type, offsetSamples: event.offsetSamples, confirmedAtSamples: endSamples });
       }
     }
     post(this.#port, { type: 'step', windows, events, inferenceMs, batchSize, silentWindows }, transfer);
@@ -239,10 +268,4 @@ class MediaWorker {
     for (const call of this.#calls.values()) call.close();
     this.#calls.clear();
   }
-}
-
-/** Every sample exactly 0. */
-function isDigitalSilence(samples: Float32Array): boolean {
-  for (let i = 0; i < samples.length; i++) if (samples[i] !== 0) return false;
-  return true;
 }

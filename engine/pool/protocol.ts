@@ -4,6 +4,16 @@
  */
 import type { BackendName } from '../inference/backend.ts';
 import type { VadHysteresisOptions, VadHysteresisState } from '../stages/vad-hysteresis.ts';
+import type { TurnWindowState } from '../stages/turn-window.ts';
+import type { SileroResetState } from '../stages/silero-reset.ts';
+
+/** Which audio Smart Turn scores at a stop (see `TurnWindow`; the VAD's start window comes from `vad`). */
+export interface TurnWindowSettings {
+  /** Audio before the turn's first speech start given to the model (Pipecat `pre_speech_ms`). */
+  preSpeechMs: number;
+  /** The model sees at most the last this-many ms of the turn (Pipecat `max_duration_secs`). */
+  maxDurationMs: number;
+}
 
 export interface MediaWorkerSettings {
   workerId: number;
@@ -14,8 +24,9 @@ export interface MediaWorkerSettings {
   vad: VadHysteresisOptions;
   /** VAD runs made on silence before the worker takes calls (onnxruntime-web is slow at first). */
   warmUpRuns: number;
-  /** How much 16 kHz audio each call keeps for Smart Turn. */
+  /** How much 16 kHz audio each call keeps for Smart Turn (at least `turnWindow.maxDurationMs`). */
   historyMs: number;
+  turnWindow: TurnWindowSettings;
   /**
    * Shortest time between two VAD steps: the calls' frames arrive at different moments, and waiting this
    * long lets one step batch most of them (fewer, larger `session.run`s) for at most this much latency.
@@ -27,6 +38,16 @@ export interface MediaWorkerSettings {
    * with no DTX) reaches the engine as zeros once libwebrtc's concealment has faded out.
    */
   skipDigitalSilence: boolean;
+  /**
+   * Clear a call's Silero state after this much audio, at the first clearly non-speech window while the
+   * VAD is quiet (Pipecat 1.14's rule, see `SileroReset`). 0 never clears it.
+   */
+  modelResetIntervalMs: number;
+  /**
+   * Pipecat's loudness gate (`VADParams.min_volume`): a window counts as speech only when the smoothed
+   * BS.1770 loudness of the last 400 ms, mapped to 0-1, is at least this (see `VadVolume`). 0 turns it off.
+   */
+  minVolume: number;
   /** Lets tests crash a worker on purpose. */
   allowFaultInjection: boolean;
   /** Fault injection: fail while starting, before taking calls (only with `allowFaultInjection`). */
@@ -39,6 +60,10 @@ export interface CallSnapshot {
   history: { latest: Float32Array; totalSamples: number };
   pending: Float32Array;
   hysteresis: VadHysteresisState;
+  turnWindow: TurnWindowState;
+  sileroReset: SileroResetState;
+  /** The loudness gate's smoothed volume. */
+  vadVolume: number;
 }
 
 export type ToWorker =
@@ -47,6 +72,8 @@ export type ToWorker =
       callId: string;
       inputRing: SharedArrayBuffer;
       inputSampleRate: number;
+      /** The call's `TurnBoundary`: where the main thread's last completed turn ended. */
+      turnBoundary: SharedArrayBuffer;
       /** A moving call's state; absent for a new call or one whose worker died. */
       snapshot?: CallSnapshot;
       /** 16 kHz stream offset of the next sample the ring will give (non-zero after a worker died). */
@@ -77,7 +104,11 @@ export interface VadEventMessage {
   callId: string;
   type: 'speech_start' | 'speech_end';
   offsetSamples: number;
-  /** For `speech_end`: Smart Turn input features of the last 8 s ([80][800] float32). */
+  /** End of the VAD window that confirmed the event (a stop is confirmed `stopMs` after the speech ended). */
+  confirmedAtSamples: number;
+  /** For `speech_end`: where the audio Smart Turn scores begins (it ends at `confirmedAtSamples`). */
+  scoredFromSamples?: number;
+  /** For `speech_end`: Smart Turn input features of the turn's audio ([80][800] float32). */
   features?: Float32Array;
   /** For `speech_end`: how long feature extraction took in the worker. */
   featureMs?: number;

@@ -26,4 +26,18 @@ describe('AudioHistory', () => {
       }),
     );
   });
+
+  it('returns a stream range clipped to what it holds', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 0, max: 200 }), fc.integer({ min: -20, max: 220 }), fc.integer({ min: 0, max: 100 }), (capacity, total, start, length) => {
+        const history = new AudioHistory(capacity);
+        history.append(Float32Array.from({ length: total }, (_, i) => i));
+        const end = start + length;
+        const from = Math.max(start, total - Math.min(capacity, total));
+        const to = Math.min(end, total);
+        const expected = to > from ? Array.from({ length: to - from }, (_, i) => from + i) : [];
+        expect(Array.from(history.range(start, end))).toEqual(expected);
+      }),
+    );
+  });
 });

@@ -1,6 +1,6 @@
 /**
  * The last `capacitySamples` samples of a call's 16 kHz audio, as float32 in [-1, 1].
- * Smart Turn reads the most recent 8 s from here when the VAD reports a stop.
+ * Smart Turn reads the current turn's audio from here when the VAD reports a stop.
  */
 export class AudioHistory {
   readonly capacitySamples: number;
@@ -41,6 +41,29 @@ export class AudioHistory {
     out.set(this.#data.subarray(begin, begin + firstPart), 0);
     if (firstPart < available) out.set(this.#data.subarray(0, available - firstPart), firstPart);
     return out;
+  }
+
+  /**
+   * A copy of the stream's samples `[startSamples, endSamples)`, less whatever is no longer (or not yet)
+   * held: the copy starts at max(startSamples, oldest held) and ends at min(endSamples, totalSamples).
+   */
+  range(startSamples: number, endSamples: number): Float32Array {
+    return this.copyRange(startSamples, endSamples, new Float32Array(Math.max(0, endSamples - startSamples)));
+  }
+
+  /** `range` into a caller-owned array (at least `endSamples - startSamples` long); returns the filled prefix. */
+  copyRange(startSamples: number, endSamples: number, out: Float32Array): Float32Array {
+    const oldest = this.#totalSamples - Math.min(this.capacitySamples, this.#totalSamples);
+    const from = Math.max(startSamples, oldest);
+    const to = Math.min(endSamples, this.#totalSamples);
+    if (to <= from) return out.subarray(0, 0);
+    const capacity = this.capacitySamples;
+    const begin = from % capacity;
+    const count = to - from;
+    const firstPart = Math.min(count, capacity - begin);
+    out.set(this.#data.subarray(begin, begin + firstPart), 0);
+    if (firstPart < count) out.set(this.#data.subarray(0, count - firstPart), firstPart);
+    return out.subarray(0, count);
   }
 
   /** State for moving a call to another worker. */

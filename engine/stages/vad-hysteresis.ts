@@ -83,6 +83,11 @@ export class VadHysteresis {
     this.stopWindows = Math.max(1, Math.round(o.stopMs / windowMs));
   }
 
+  /** True when no speech run is being confirmed or under way (Pipecat's QUIET). */
+  get quiet(): boolean {
+    return this.#phase === 'quiet';
+  }
+
   /** True from speech_start until speech_end. */
   get speaking(): boolean {
     return this.#phase === 'speaking' || this.#phase === 'stopping';

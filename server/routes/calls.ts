@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { VoiceError } from '../../engine/errors.ts';
+import { callRoomName } from '../../engine/transport/call-room.ts';
 import {
   META_API_KEY,
   META_CALLER_IDENTITY,
@@ -202,7 +203,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
     };
     if (body.callerName !== undefined) metadata.callerName = body.callerName;
     const { call, created } = await store.createCall(
-      { callId, roomName: `call-${callId}`, metadata, owner: request.apiKeyName },
+      { callId, roomName: callRoomName(callId), metadata, owner: request.apiKeyName },
       key === undefined ? {} : { idempotencyKey: key },
     );
 

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { WebhookEvent } from 'livekit-server-sdk';
 import { VoiceError } from '../../engine/errors.ts';
+import { callIdFromRoomName } from '../../engine/transport/call-room.ts';
 import { isBotIdentity } from '../../engine/transport/bot-identity.ts';
 import { callerIdentityOf } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
@@ -21,13 +22,6 @@ const EGRESS_COMPLETE = 3;
 const EGRESS_FAILED_STATUSES = new Set([4, 5, 6]);
 
 const WebhookResponse = Type.Object({ status: Type.Union([Type.Literal('applied'), Type.Literal('ignored')]) });
-
-/** Rooms this control plane created are named `call-<callId>`; webhooks for other rooms are ignored. */
-export function callIdFromRoom(roomName: string | undefined): string | undefined {
-  if (roomName === undefined || !roomName.startsWith('call-')) return undefined;
-  const callId = roomName.slice('call-'.length);
-  return /^[A-Za-z0-9_-]{1,64}$/.test(callId) ? callId : undefined;
-}
 
 /**
  * The role attribute of tokens minted here says who joined; the engine's bot is a LiveKit agent with a
@@ -117,7 +111,8 @@ export async function webhooksRoutes(app: FastifyInstance, { ctx }: WebhooksOpti
   );
 
   async function apply(event: WebhookEvent, at: string): Promise<boolean> {
-    const callId = callIdFromRoom(event.room?.name ?? event.egressInfo?.roomName);
+    // Rooms this control plane created are named `call-<callId>`; webhooks for other rooms are ignored.
+    const callId = callIdFromRoomName(event.room?.name ?? event.egressInfo?.roomName);
     if (callId === undefined) return false;
     const call = await store.getCall(callId);
     if (call === null) return false;

@@ -43,6 +43,8 @@ export interface TurnLatency {
   responseMs?: number;
   /** Per-stage durations, e.g. `{ vadMs, turnMs, sttMs, llmFirstTokenMs, ttsFirstByteMs }`. */
   stagesMs?: Record<string, number>;
+  /** Which rule ended the caller's turn, and Smart Turn's probability (null when it had not answered). */
+  smartTurn?: { rule: 'model' | 'silence'; probability: number | null };
 }
 
 export type RecordingStatus = 'starting' | 'active' | 'ended' | 'failed' | 'unavailable';

@@ -30,16 +30,22 @@ export class TestCaller {
   }
 
   static async join(opts: { url: string; apiKey: string; apiSecret: string; roomName: string; identity?: string }): Promise<TestCaller> {
-    const caller = new TestCaller(opts.identity ?? 'caller');
-    const token = new AccessToken(opts.apiKey, opts.apiSecret, { identity: caller.identity });
+    const identity = opts.identity ?? 'caller';
+    const token = new AccessToken(opts.apiKey, opts.apiSecret, { identity });
     token.addGrant({ roomJoin: true, room: opts.roomName, canPublish: true, canSubscribe: true });
+    return TestCaller.connect({ url: opts.url, token: await token.toJwt(), identity });
+  }
+
+  /** Joins with a token minted elsewhere (e.g. the `callerToken` of `POST /v1/calls`). */
+  static async connect(opts: { url: string; token: string; identity: string }): Promise<TestCaller> {
+    const caller = new TestCaller(opts.identity);
     caller.room.on(RoomEvent.TrackSubscribed, (track) => caller.#record(track));
     // The bot sends transcripts on this topic; without a handler rtc-node logs every one of them.
     caller.room.registerTextStreamHandler('lk.transcription', (reader) => void reader.readAll().catch(() => {}));
     caller.room.on(RoomEvent.ParticipantAttributesChanged, (changed, participant) => {
       if (participant.identity !== caller.identity) caller.botAttributes.push({ at: performance.now(), attributes: { ...changed } });
     });
-    await caller.room.connect(opts.url, await token.toJwt(), { autoSubscribe: true, dynacast: false });
+    await caller.room.connect(opts.url, opts.token, { autoSubscribe: true, dynacast: false });
     caller.#track = LocalAudioTrack.createAudioTrack('microphone', caller.#source);
     const options = new TrackPublishOptions();
     options.source = TrackSource.SOURCE_MICROPHONE;
@@ -111,6 +117,15 @@ export class TestCaller {
       } else {
         start = null;
       }
+    }
+    return null;
+  }
+
+  /** Arrival time of the last audible frame in `[from, to)`, or null. */
+  lastAudible(from: number, to: number, threshold = 300): number | null {
+    for (let i = this.received.length - 1; i >= 0; i--) {
+      const frame = this.received[i];
+      if (frame.at >= from && frame.at < to && frame.rms > threshold) return frame.at;
     }
     return null;
   }

@@ -8,11 +8,12 @@ import { RoomServiceClient } from 'livekit-server-sdk';
 import { MediaEngine, type MediaEngineOptions } from '../../engine/media-engine.ts';
 import { VoiceEngine } from '../../engine/voice-engine.ts';
 import type { VoiceCallSettings } from '../../engine/call/voice-call.ts';
-import type { EngineEvent, EngineEventOf, EngineEventType } from '../../engine/events.ts';
+import type { EngineEvent } from '../../engine/events.ts';
 import { DeepgramStt } from '../../engine/providers/deepgram-stt.ts';
 import { OpenAiLlm } from '../../engine/providers/openai-llm.ts';
 import { ElevenLabsTts } from '../../engine/providers/elevenlabs-tts.ts';
-import { resolveModel } from '../../models/model-manager.ts';
+import { loadConfig } from '../../server/config.ts';
+import { engineOptions, resolveEngineModels } from '../../server/engine-options.ts';
 import { DeepgramFakeServer } from '../../engine/providers/local/deepgram-server.ts';
 import { OpenAiFakeServer } from '../../engine/providers/local/openai-server.ts';
 import { ElevenLabsFakeServer } from '../../engine/providers/local/elevenlabs-server.ts';
@@ -32,10 +33,16 @@ export interface VoiceHarness {
   close(): Promise<void>;
 }
 
+/**
+ * The engine as `npm start` builds it (server/engine-options.ts from the configuration's defaults) unless
+ * a test overrides a setting in `settings` (environment-style, validated by `loadConfig`) or names a
+ * `backend` for both models. `call` overrides voice-call settings the configuration does not have.
+ */
 export async function startVoiceHarness(
   opts: {
     call?: Partial<VoiceCallSettings>;
     backend?: 'wasm' | 'native';
+    settings?: Record<string, string>;
     livekit?: { url: string; apiKey: string; apiSecret: string };
     /** Media engine options over the harness's (e.g. `allowFaultInjection`). */
     media?: Partial<Omit<MediaEngineOptions, 'models'>>;
@@ -43,19 +50,16 @@ export async function startVoiceHarness(
 ): Promise<VoiceHarness> {
   const livekit = opts.livekit ?? { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
   const rooms = new RoomServiceClient(livekit.url.replace(/^ws/, 'http'), livekit.apiKey, livekit.apiSecret);
-  const [vadPath, smartTurnPath] = await Promise.all([resolveModel('silero-vad-v6'), resolveModel('smart-turn-v3.2')]);
-  const [deepgram, openai, elevenlabs] = await Promise.all([DeepgramFakeServer.start(), OpenAiFakeServer.start(), ElevenLabsFakeServer.start()]);
-  const backend = opts.backend ?? 'wasm';
-  const media = await MediaEngine.start({
-    models: { vadPath, smartTurnPath },
-    workers: 1,
-    turnWorkers: 1,
-    vadBackend: backend,
-    smartTurnBackend: backend,
-    warmUp: { vadRuns: 50, smartTurnRuns: 1 },
-    ...opts.media,
+  const config = loadConfig({
+    CI: '1',
+    ...opts.settings,
+    ...(opts.backend !== undefined ? { VAD_BACKEND: opts.backend, SMART_TURN_BACKEND: opts.backend } : {}),
   });
+  const options = engineOptions(config, await resolveEngineModels(config));
+  const [deepgram, openai, elevenlabs] = await Promise.all([DeepgramFakeServer.start(), OpenAiFakeServer.start(), ElevenLabsFakeServer.start()]);
+  const media = await MediaEngine.start(options.media);
   const engine = new VoiceEngine({
+    ...options.voice,
     media,
     livekit,
     providers: {
@@ -63,8 +67,8 @@ export async function startVoiceHarness(
       llm: new OpenAiLlm({ apiKey: 'test-key', baseUrl: openai.baseUrl, model: 'gpt-test' }),
       tts: new ElevenLabsTts({ apiKey: 'test-key', voiceId: 'voice-1', baseUrl: elevenlabs.baseUrl }),
     },
-    maxCalls: 10,
-    call: opts.call,
+    call: { ...options.voice.call, ...opts.call },
+    // Not a setting: a test that hangs up should not wait the product's 10 s for the caller to come back.
     transport: { callerLeftGraceMs: 1000 },
   });
   const events: EngineEvent[] = [];
@@ -96,11 +100,4 @@ export async function startVoiceHarness(
   };
 }
 
-/** The call's events, of one type when given, whose data has every field of `match`. */
-export function eventsOf<T extends EngineEventType>(events: EngineEvent[], callId: string, type: T, match?: Record<string, unknown>): EngineEventOf<T>[];
-export function eventsOf(events: EngineEvent[], callId: string): EngineEvent[];
-export function eventsOf(events: EngineEvent[], callId: string, type?: EngineEventType, match: Record<string, unknown> = {}): EngineEvent[] {
-  return events.filter(
-    (e) => e.callId === callId && (type === undefined || e.type === type) && Object.entries(match).every(([k, v]) => (e.data as unknown as Record<string, unknown>)[k] === v),
-  );
-}
+export { eventsOf } from './events.ts';

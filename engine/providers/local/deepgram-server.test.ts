@@ -116,6 +116,20 @@ describe('DeepgramFakeServer', () => {
     expect(server.connections[0].audioBytes).toBeLessThan(1000 * 32);
   });
 
+  it('drops one connection on demand and leaves the others open', async () => {
+    server = await DeepgramFakeServer.start();
+    const a = await open(`${server.url}/v1/listen`);
+    const b = await open(`${server.url}/v1/listen`);
+    const [recordA, recordB] = server.connections;
+    expect(server.dropConnection(recordA)).toBe(true);
+    expect(await a.closed).toBe(1006);
+    expect(recordA.state).toBe('drop');
+    expect(recordB.state).toBe('open');
+    expect(server.dropConnection(recordA)).toBe(false);
+    b.ws.close();
+    expect(await b.closed).toBe(1005);
+  });
+
   it('closes an idle stream with 1011 like the real service', async () => {
     server = await DeepgramFakeServer.start({ idleTimeoutMs: 100 });
     const { closed } = await open(`${server.url}/v1/listen`);

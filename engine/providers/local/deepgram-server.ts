@@ -167,6 +167,17 @@ export class DeepgramFakeServer {
     for (const c of this.live) c.drop();
   }
 
+  /** Destroy one open connection (by its record) now, without a close frame; the others stay up. */
+  dropConnection(record: DeepgramConnectionRecord): boolean {
+    for (const c of this.live) {
+      if (c.serves(record)) {
+        c.drop();
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Number of final segments produced so far (across connections). */
   get finalCount(): number {
     return this.finalSegments;
@@ -311,6 +322,10 @@ class LiveConnection {
       duration: 0,
       channels: 1,
     });
+  }
+
+  serves(record: DeepgramConnectionRecord): boolean {
+    return this.record === record;
   }
 
   /** Injected network failure: no close frame, so the client sees an abnormal closure (1006). */
