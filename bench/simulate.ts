@@ -16,7 +16,9 @@
  * yield the CPU to the engine being measured rather than compete with it; --listen-every N (default 5):
  * one caller in N subscribes to the bot's audio and times its answers by ear, the others follow the
  * bot's `lk.agent.state` attribute (an Opus decoder per caller saved on this machine; the engine's
- * work is the same).
+ * work is the same), --load-admission: let the engine refuse calls by its measured load (default: it
+ * admits all N, up to ENGINE_MAX_CALLS, so the run measures past full; the load it reports, read from
+ * GET /v1/engine every second, is in the summary either way).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -39,6 +41,7 @@ const { values: args } = parseArgs({
     'ramp-seconds': { type: 'string', default: '180' },
     'caller-nice': { type: 'string', default: '10' },
     'listen-every': { type: 'string', default: '5' },
+    'load-admission': { type: 'boolean', default: false },
     results: { type: 'string', default: join(PROJECT_ROOT, 'bench', 'results', 'simulate.json') },
   },
 });
@@ -134,6 +137,7 @@ async function main(): Promise<void> {
     // only the admission limit must fit the callers asked for, and the flags given override theirs.
     ENGINE_MAX_CALLS: String(Math.max(callers, 50)),
     ...(args.workers !== undefined ? { ENGINE_WORKERS: args.workers } : {}),
+    ENGINE_LOAD_ADMISSION: String(args['load-admission']),
     ...(args.backend !== undefined ? { VAD_BACKEND: args.backend, SMART_TURN_BACKEND: args.backend } : {}),
     // Each simulated call is created by one request and ended by another; the default 600 a minute is plenty,
     // but the page and the progress polls share the key.
@@ -248,17 +252,20 @@ async function main(): Promise<void> {
   let peakRss = procRssBytes(child.pid!);
   let engine: Record<string, any> = await api('/v1/engine');
   let minActive = engine.capacity.activeCalls as number;
+  // The load the engine reports (what LiveKit would be told), once a second over the window.
+  const loads: Array<{ load: number; full: boolean; limit: string | null }> = [];
   while (performance.now() - startedAt < seconds * 1000) {
     await new Promise((r) => setTimeout(r, 1000));
     peakRss = Math.max(peakRss, procRssBytes(child.pid!));
     engine = await api('/v1/engine');
     minActive = Math.min(minActive, engine.capacity.activeCalls);
+    if (engine.load) loads.push({ load: engine.load.load, full: engine.load.full, limit: engine.load.limit });
     const s = fleet.stats();
     const elapsed = (performance.now() - startedAt) / 1000;
     const m = engine.metrics;
     progress(
       `steady   ${bar(elapsed / seconds)}  ${elapsed.toFixed(0)}/${seconds} s  calls ${engine.capacity.activeCalls}  answered ${s.botResponses}/${s.utterances}  ` +
-        `frame p99 ${fmt(m.frame_latency_p99_ms, 1)} ms  engine CPU ${fmt(engine.process.cpuPercent)} %`,
+        `frame p99 ${fmt(m.frame_latency_p99_ms, 1)} ms  engine CPU ${fmt(engine.process.cpuPercent)} %  load ${fmt(engine.load?.load, 2)}`,
       isTty,
     );
   }
@@ -280,12 +287,17 @@ async function main(): Promise<void> {
 
   const m = engine.metrics;
   const held = minActive;
+  const loadSummary = summariseLoads(loads);
   const perCall = (v: number) => v / Math.max(1, held);
   const rows: Array<[string, string]> = [
     ['calls requested / callers joined / engine calls (fewest in the window)', `${callers} / ${joined.length} / ${held} (failed ${endStats.failed})`],
     ['steady-state window', `${wallS.toFixed(0)} s after a ${rampSeconds.toFixed(0)} s ramp-up`],
     ['frame latency p50 / p99 (engine)', `${fmt(m.frame_latency_p50_ms, 1)} / ${fmt(m.frame_latency_p99_ms, 1)} ms`],
     ['turn-decision latency p95 (VAD stop -> Smart Turn)', `${fmt(m.turn_decision_latency_p95_ms)} ms`],
+    [
+      `load reported (mean / max; full; target ${fmt(engine.load?.turnDecisionTargetMs)} ms)`,
+      loadSummary === null ? '–' : `${fmt(loadSummary.mean, 2)} / ${fmt(loadSummary.max, 2)}; full ${fmt(loadSummary.fullShare * 100)} % of the window; limit ${loadSummary.limit ?? '–'}`,
+    ],
     ['caller utterances / bot responses / unanswered', `${endStats.utterances - startStats.utterances} / ${endStats.botResponses - startStats.botResponses} / ${endStats.unanswered - startStats.unanswered} (in the window)`],
     [`response latency p50 / p95 (heard by the ${listenEvery === 1 ? 'callers' : `1 in ${listenEvery} callers that listen`})`, `${fmt(endStats.responseLatencyMs.p50)} / ${fmt(endStats.responseLatencyMs.p95)} ms`],
     ['dropped input samples / worker restarts', `${fmt(m.input_dropped_samples_total)} / ${fmt(m.worker_restarts_total)}`],
@@ -313,6 +325,7 @@ async function main(): Promise<void> {
         options: { callers, seconds, workers: engine.runtime?.engine.workers, backends: engine.runtime?.engine, realProviders: args['real-providers'] },
         calls: { requested: callers, joined: joined.length, held, failed: endStats.failed },
         engineMetrics: m,
+        load: loadSummary === null ? null : { ...loadSummary, admission: args['load-admission'], last: engine.load },
         callers: {
           utterances: endStats.utterances - startStats.utterances,
           botResponses: endStats.botResponses - startStats.botResponses,
@@ -329,6 +342,21 @@ async function main(): Promise<void> {
   );
   await dispose();
   process.exit(held === callers && code === 0 ? 0 : 1);
+}
+
+/** Mean and largest load over the window, the share of samples that said full, and the most frequent limit. */
+function summariseLoads(loads: Array<{ load: number; full: boolean; limit: string | null }>): { mean: number; max: number; fullShare: number; limit: string | null; samples: number } | null {
+  if (loads.length === 0) return null;
+  const limits = new Map<string, number>();
+  for (const { limit } of loads) if (limit !== null) limits.set(limit, (limits.get(limit) ?? 0) + 1);
+  const limit = [...limits.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+  return {
+    mean: loads.reduce((sum, l) => sum + l.load, 0) / loads.length,
+    max: Math.max(...loads.map((l) => l.load)),
+    fullShare: loads.filter((l) => l.full).length / loads.length,
+    limit,
+    samples: loads.length,
+  };
 }
 
 function bar(fraction: number, width = 24): string {

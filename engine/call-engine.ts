@@ -4,6 +4,7 @@
  * Events cross it in the shape of `engine/events.ts`.
  */
 import type { BotMode, EngineEventListener } from './events.ts';
+import type { EngineLoadReport } from './load/engine-load.ts';
 
 /** Admission control input: `POST /v1/calls` answers 503 `VE_AT_CAPACITY` while `acceptingCalls` is false. */
 export interface EngineCapacity {
@@ -21,6 +22,8 @@ export interface StartBotRequest {
 
 export interface CallEngine {
   capacity(): EngineCapacity;
+  /** The measured load behind `capacity()` and its parts; absent in engines that admit by count only. */
+  load?(): EngineLoadReport;
   startBot(req: StartBotRequest): Promise<void>;
   stopBot(callId: string): Promise<void>;
   setBotMode(callId: string, mode: BotMode): Promise<void>;

@@ -5,7 +5,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MediaPool, type MediaPoolStats, type WorkerRestartPolicy } from './pool/media-pool.ts';
-import { SmartTurnPool } from './pool/smart-turn-pool.ts';
+import { SmartTurnPool, SmartTurnTimeoutError } from './pool/smart-turn-pool.ts';
 import { CallAudio } from './call-audio.ts';
 import { LatencyRecorder } from './metrics/latency-recorder.ts';
 import { ClosedError, VoiceError } from './errors.ts';
@@ -15,6 +15,7 @@ import type { BackendName } from './inference/backend.ts';
 import type { VadHysteresisOptions } from './stages/vad-hysteresis.ts';
 import type { TurnDetectorSettings } from './turn/turn-detector.ts';
 import type { TurnWindowSettings } from './pool/protocol.ts';
+import type { LoadProbe, LoadSampleSink } from './load/engine-load.ts';
 
 export interface MediaEngineOptions {
   models: { vadPath: string; smartTurnPath: string };
@@ -111,6 +112,8 @@ export class MediaEngine {
   #vadBatches = 0;
   #vadWindows = 0;
   #vadSilentWindows = 0;
+  /** Who measures the engine's load from what happens here (engine/load/engine-load.ts). */
+  #loadSinks = new Set<LoadSampleSink>();
   #closed = false;
 
   private constructor(options: MediaEngineOptions) {
@@ -152,6 +155,11 @@ export class MediaEngine {
       maxBatch: options.smartTurn.maxBatch,
       timeoutMs: options.smartTurn.timeoutMs,
       warmUpRuns: options.warmUp.smartTurnRuns,
+      onRun: (run) =>
+        this.#toLoadSinks((sink) => {
+          for (const waitMs of run.waitsMs) sink.smartTurnQueueWait(waitMs);
+          sink.smartTurnRun(run.runMs);
+        }),
     });
     this.#eventLoop = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
   }
@@ -186,7 +194,10 @@ export class MediaEngine {
       hooks: {
         notify: (id) => this.#pool.notify(id),
         requestSmartTurn: (c, requestId, features, featureMs) => this.#requestSmartTurn(c, requestId, features, featureMs),
-        recordFrameLatency: (ms) => this.#frameLatency.record(ms),
+        recordFrameLatency: (ms) => {
+          this.#frameLatency.record(ms);
+          this.#toLoadSinks((sink) => sink.vadLateness(ms));
+        },
         onListenerError: (id, error) => this.options.onListenerError?.(id, error),
         close: async (c) => {
           this.#calls.delete(c.callId);
@@ -238,6 +249,34 @@ export class MediaEngine {
     this.#pool.crashOnCallAudio(callId);
   }
 
+  /** Test hook: every later Smart Turn run holds its thread `extraMs` longer (needs `allowFaultInjection`). */
+  slowSmartTurn(extraMs: number): void {
+    if (this.options.allowFaultInjection) this.#turnPool.slowDown(extraMs);
+  }
+
+  /** What the engine's load is measured from: calls held, Smart Turn busy time, and measurements as they happen. */
+  loadProbe(): LoadProbe {
+    return {
+      activeCalls: () => this.#calls.size,
+      smartTurnThreads: this.options.turnWorkers,
+      smartTurnBusyMs: () => this.#turnPool.busyMs(),
+      subscribe: (sink) => {
+        this.#loadSinks.add(sink);
+        return () => this.#loadSinks.delete(sink);
+      },
+    };
+  }
+
+  #toLoadSinks(record: (sink: LoadSampleSink) => void): void {
+    for (const sink of this.#loadSinks) {
+      try {
+        record(sink);
+      } catch {
+        // Measuring must never reach the audio path.
+      }
+    }
+  }
+
   #onWorkerMessage(_workerId: number, message: FromWorker): void {
     if (message.type !== 'step') return;
     const now = performance.now();
@@ -261,10 +300,17 @@ export class MediaEngine {
     const started = performance.now() - featureMs;
     this.#turnPool.predict(call.callId, features).then(
       (answer) => {
-        this.#decisionLatency.record(performance.now() - started);
+        const decisionMs = performance.now() - started;
+        this.#decisionLatency.record(decisionMs);
+        this.#toLoadSinks((sink) => sink.turnDecision(decisionMs));
         if (!call.closed) call.handleSmartTurn(requestId, answer.probability);
       },
       (error: VoiceError) => {
+        // A decision that timed out took at least its timeout; a superseded one was never needed.
+        if (error instanceof SmartTurnTimeoutError) {
+          const decisionMs = performance.now() - started;
+          this.#toLoadSinks((sink) => sink.turnDecision(decisionMs));
+        }
         if (!call.closed) call.handleSmartTurnFailure(requestId, error.code ?? 'VE_SMART_TURN_FAILED', error.message);
       },
     );

@@ -18,12 +18,20 @@ import type { LanguageModel } from './providers/llm.ts';
 import type { TextToSpeech } from './providers/tts.ts';
 import { VoiceError } from './errors.ts';
 import { LatencyRecorder } from './metrics/latency-recorder.ts';
+import { DEFAULT_TURN_DECISION_TARGET_MS, EngineLoad, type EngineLoadReport } from './load/engine-load.ts';
+import type { LoadSource } from './dispatch/load.ts';
 
 export interface VoiceEngineOptions {
   media: MediaEngine;
   livekit: { url: string; apiKey: string; apiSecret: string };
   providers: { stt: SpeechToText; llm: LanguageModel; tts: TextToSpeech };
+  /** Hard cap of calls, whatever the load says. */
   maxCalls: number;
+  /**
+   * Admission by measured load (engine/load): `turnDecisionTargetMs` is the turn-decision p95 the
+   * engine keeps (default 300); `admission: false` admits up to `maxCalls` and only reports the load.
+   */
+  load?: { turnDecisionTargetMs?: number; admission?: boolean };
   call?: Partial<VoiceCallSettings>;
   transport?: Partial<Omit<LiveKitTransportOptions, 'url' | 'token'>>;
   /** Called when a listener throws; never rethrown. */
@@ -66,14 +74,34 @@ export class VoiceEngine implements CallEngine {
   /** Per answered turn, from the `latency` events: the whole response and each provider's share. */
   #turnLatency = { response: new LatencyRecorder(4096), sttFinal: new LatencyRecorder(4096), llmFirstToken: new LatencyRecorder(4096), ttsFirstByte: new LatencyRecorder(4096) };
   #closed = false;
+  #load: EngineLoad;
 
   constructor(options: VoiceEngineOptions) {
     this.options = options;
+    this.#load = new EngineLoad(options.media.loadProbe(), {
+      turnDecisionTargetMs: options.load?.turnDecisionTargetMs ?? DEFAULT_TURN_DECISION_TARGET_MS,
+      maxCalls: options.maxCalls,
+    }).start();
   }
 
   capacity(): EngineCapacity {
     const activeCalls = this.#calls.size + this.#starting.size;
-    return { activeCalls, maxCalls: this.options.maxCalls, acceptingCalls: !this.#closed && activeCalls < this.options.maxCalls };
+    const loadFull = this.options.load?.admission !== false && this.#load.report().full;
+    return { activeCalls, maxCalls: this.options.maxCalls, acceptingCalls: !this.#closed && activeCalls < this.options.maxCalls && !loadFull };
+  }
+
+  /** The measured load and its parts: what admission uses and LiveKit is told. */
+  load(): EngineLoadReport {
+    return this.#load.report();
+  }
+
+  /**
+   * The synchronous figure an agent worker reports (engine/dispatch/load.ts). A call counts from the
+   * moment its media opens (the start of `startBot`), so a job the worker's ledger still holds as
+   * `starting` counts twice for the moment its room join takes: on the safe side.
+   */
+  get loadSource(): LoadSource {
+    return this.#load.source;
   }
 
   async startBot(req: StartBotRequest): Promise<void> {
@@ -262,6 +290,7 @@ export class VoiceEngine implements CallEngine {
       vad_silent_windows_total: m.vadSilentWindows,
       event_loop_delay_p99_ms: m.eventLoopDelayP99Ms,
       listener_errors_total: this.#counters.listenerErrors,
+      ...this.#load.metrics(),
     };
   }
 
@@ -278,6 +307,7 @@ export class VoiceEngine implements CallEngine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#load.close();
     for (const start of this.#starting.values()) start.cancelled = true;
     await Promise.allSettled([...this.#calls.keys()].map((callId) => this.#end(callId, 'engine_closed')));
     await Promise.allSettled([...this.#starting.values()].map((start) => start.settled));

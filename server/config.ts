@@ -41,7 +41,9 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'Storage', name: 'DATA_DIR', default: '.cache/data', description: 'Directory of the embedded store and the outbox.' },
   { section: 'Storage', name: 'RECORDING_DIR', default: '.cache/recordings', description: 'Directory of engine-side WAV recordings.' },
   { section: 'Engine', name: 'ENGINE_WORKERS', default: '2', description: 'Worker threads in the media pool.' },
-  { section: 'Engine', name: 'ENGINE_MAX_CALLS', default: '50', description: 'Concurrent calls admitted before `POST /v1/calls` answers 503 `VE_AT_CAPACITY`.' },
+  { section: 'Engine', name: 'ENGINE_MAX_CALLS', default: '50', description: 'Hard cap of concurrent calls: past it `POST /v1/calls` answers 503 `VE_AT_CAPACITY` whatever the load says. Also the floor of the load one call adds (1 / this).' },
+  { section: 'Engine', name: 'ENGINE_TURN_DECISION_TARGET_MS', default: '300', description: 'The turn-decision p95 (VAD stop to Smart Turn\'s answer) the engine keeps. Its load (`GET /v1/engine` `load`, `/metrics` `ve_engine_load`, what LiveKit\'s agent dispatch is told) is 1 when one more call would push that p95 past this target, derived from the measured Smart Turn utilisation and decision latency, process CPU, VAD lateness and event-loop delay (engine/load/load-model.ts).' },
+  { section: 'Engine', name: 'ENGINE_LOAD_ADMISSION', default: 'true', description: 'Refuse new calls (503 `VE_AT_CAPACITY`, and `full` to LiveKit) while the measured load says one more call would miss `ENGINE_TURN_DECISION_TARGET_MS`. `false`: admit up to `ENGINE_MAX_CALLS` and only report the load (benchmarks that measure past full).' },
   { section: 'Engine', name: 'VAD_BACKEND', default: 'native', description: 'Silero VAD runtime: `native` (onnxruntime-node) or `wasm` (onnxruntime-web). Native by default: batched, a window costs about 100 µs native against 240 µs in WASM (bench/inference), and with 30 simulated callers each media worker used 8 % of a core instead of 16 %, and the engine 250 MB less memory.' },
   { section: 'Engine', name: 'SMART_TURN_BACKEND', default: 'native', description: 'Smart Turn runtime: `native` (onnxruntime-node) or `wasm` (onnxruntime-web). Native by default: on this 2-vCPU machine one Smart Turn v3.2 run takes about 83 ms native against 343 ms in WASM (bench/inference), and WASM cannot meet the 250 ms stop-to-decision target.' },
   { section: 'Engine', name: 'VAD_START_THRESHOLD', default: '0.7', description: 'Speech probability at which the VAD reports speech (0-1).' },
@@ -120,6 +122,10 @@ export interface Config {
     vadBatchWindowMs: number;
     vadSkipDigitalSilence: boolean;
     maxCalls: number;
+    /** The turn-decision p95 the measured load is scaled to (1 = one more call would miss it). */
+    turnDecisionTargetMs: number;
+    /** Admit by the measured load as well as by `maxCalls`. */
+    loadAdmission: boolean;
     vadBackend: Backend;
     smartTurnBackend: Backend;
     vad: { startThreshold: number; stopThreshold: number; startMs: number; stopMs: number; minVolume: number; modelResetMs: number };
@@ -370,6 +376,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       vadBatchWindowMs: r.int('ENGINE_VAD_BATCH_WINDOW_MS', 0, 100),
       vadSkipDigitalSilence: r.bool('ENGINE_VAD_SKIP_DIGITAL_SILENCE'),
       maxCalls: r.int('ENGINE_MAX_CALLS', 1, 100_000),
+      turnDecisionTargetMs: r.int('ENGINE_TURN_DECISION_TARGET_MS', 50, 60_000),
+      loadAdmission: r.bool('ENGINE_LOAD_ADMISSION'),
       vadBackend: r.oneOf('VAD_BACKEND', ['wasm', 'native'] as const),
       smartTurnBackend: r.oneOf('SMART_TURN_BACKEND', ['wasm', 'native'] as const),
       vad,

@@ -3,6 +3,7 @@ import { DEFAULT_MEDIA_OPTIONS } from '../engine/media-engine.ts';
 import { DEFAULT_INTERRUPTION_SETTINGS } from '../engine/call/interruption-policy.ts';
 import { DEFAULT_VOICE_CALL_SETTINGS } from '../engine/call/voice-call.ts';
 import { DEFAULT_TURN_SETTINGS } from '../engine/turn/turn-detector.ts';
+import { DEFAULT_TURN_DECISION_TARGET_MS } from '../engine/load/engine-load.ts';
 import { SETTINGS, loadConfig } from './config.ts';
 import { engineOptions } from './engine-options.ts';
 
@@ -17,6 +18,8 @@ const CHANGED: Record<string, string> = {
   ENGINE_WORKERS: '3',
   ENGINE_TURN_WORKERS: '2',
   ENGINE_MAX_CALLS: '7',
+  ENGINE_TURN_DECISION_TARGET_MS: '250',
+  ENGINE_LOAD_ADMISSION: 'false',
   VAD_BACKEND: 'wasm',
   SMART_TURN_BACKEND: 'wasm',
   VAD_START_THRESHOLD: '0.8',
@@ -80,6 +83,7 @@ describe('engineOptions', () => {
     });
     expect(options.voice).toEqual({
       maxCalls: 7,
+      load: { turnDecisionTargetMs: 250, admission: false },
       call: { interruption: { minSpeechMs: 400, minWords: 2, falseInterruptionTimeoutMs: 1500 }, sttOutageMaxMs: 30000 },
     });
   });
@@ -92,6 +96,7 @@ describe('engineOptions', () => {
     expect(DEFAULT_VOICE_CALL_SETTINGS.sttOutageMaxMs).toBe(voice.call.sttOutageMaxMs);
     expect(DEFAULT_TURN_SETTINGS).toMatchObject(turn);
     expect(DEFAULT_INTERRUPTION_SETTINGS).toMatchObject(voice.call.interruption!);
+    expect(voice.load).toEqual({ turnDecisionTargetMs: DEFAULT_TURN_DECISION_TARGET_MS, admission: true });
     expect(media.vadBackend).toBe('native');
     expect(media.vad.exitConfidence).toBe(0.35);
   });

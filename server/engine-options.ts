@@ -28,7 +28,7 @@ export type ConfiguredMediaOptions = Pick<
 >;
 
 /** The voice-engine options that the configuration decides (media, LiveKit and providers are objects the caller owns). */
-export type ConfiguredVoiceOptions = Pick<VoiceEngineOptions, 'maxCalls'> & { call: Partial<VoiceCallSettings> };
+export type ConfiguredVoiceOptions = Pick<VoiceEngineOptions, 'maxCalls' | 'load'> & { call: Partial<VoiceCallSettings> };
 
 export interface EngineOptions {
   media: ConfiguredMediaOptions;
@@ -60,6 +60,7 @@ export function engineOptions(config: Config, models: { vadPath: string; smartTu
     },
     voice: {
       maxCalls: engine.maxCalls,
+      load: { turnDecisionTargetMs: engine.turnDecisionTargetMs, admission: engine.loadAdmission },
       call: {
         interruption: { minSpeechMs: bargeIn.minSpeechMs, minWords: bargeIn.minWords, falseInterruptionTimeoutMs: bargeIn.resumeMs },
         sttOutageMaxMs: engine.sttOutageMaxMs,

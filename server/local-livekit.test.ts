@@ -19,6 +19,11 @@ describe('local LiveKit configuration', () => {
     expect(config.redis).toBeUndefined();
   });
 
+  it('dispatches to agent workers up to the load they report as full (target_load 1, not 0.7)', () => {
+    const config = localLiveKitConfig(7880, 'devkey', 's'.repeat(40)) as Record<string, any>;
+    expect(config.agents).toEqual({ target_load: 1 });
+  });
+
   it('signs webhooks with its key and joins a Redis when asked', () => {
     const config = localLiveKitConfig(7880, 'k', 's'.repeat(40), { webhookUrls: ['http://127.0.0.1:8080/v1/livekit/webhook'], redisAddress: '127.0.0.1:6379' }) as Record<string, any>;
     expect(config.webhook).toEqual({ api_key: 'k', urls: ['http://127.0.0.1:8080/v1/livekit/webhook'] });

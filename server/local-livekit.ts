@@ -39,6 +39,17 @@ export const LOCAL_LIVEKIT_API_KEY = 'devkey';
  */
 export const UNREACHABLE_STUN = '127.0.0.1:9';
 
+/*
+ * LiveKit's agent dispatch sends a job to a node only while one of its available workers reports a
+ * load under `agents.target_load` (default 0.7; pkg/service/agentservice.go JobRequestAffinity), and
+ * prefers the node with the most headroom under it. Our engines report their load scaled so that 1 is
+ * "one more call would miss the turn-decision target" and report `full` themselves before that
+ * (engine/load), so the server must not stop at 70 % of it. A LiveKit whose configuration we do not
+ * write (LIVEKIT_URL, LiveKit Cloud) keeps 0.7: its nodes then stop dispatching to our engines at 70 %
+ * of their capacity, which wastes headroom but never overloads them.
+ */
+export const AGENT_TARGET_LOAD = 1;
+
 /** LiveKit refuses (or warns about) shorter secrets. */
 export const MIN_SECRET_LENGTH = 32;
 
@@ -100,6 +111,7 @@ export function localLiveKitConfig(port: number, apiKey: string, apiSecret: stri
       stun_servers: [UNREACHABLE_STUN],
     },
     keys: { [apiKey]: apiSecret },
+    agents: { target_load: AGENT_TARGET_LOAD },
     logging: { level: opts.logLevel ?? 'warn', pion_level: 'error', json: false },
   };
   if (opts.webhookUrls !== undefined && opts.webhookUrls.length > 0) config.webhook = { api_key: apiKey, urls: opts.webhookUrls };

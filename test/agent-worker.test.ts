@@ -160,15 +160,22 @@ describe('AgentWorker on a real LiveKit server', () => {
     expect(other.jobs.map((j) => j.roomName).sort()).toEqual([...roomNames].sort());
 
     // LiveKit 1.13 routes a job only to a node whose available workers have load under its
-    // `agents.target_load` (0.7 by default): at 0.75 the other worker, though "available" by its
-    // own threshold, is asked nothing, and the dispatch gets no job.
-    otherLoad = 0.75;
+    // `agents.target_load` (0.7 by default). Our load is scaled so that 1 is full and the worker
+    // says `full` itself, so our LiveKit configuration sets target_load to 1 (server/local-livekit.ts):
+    // at 0.9, past LiveKit's default, the other worker still gets the job.
+    otherLoad = 0.9;
+    await sleep(3 * TIMING.loadReportIntervalMs);
+    const high = `call-${randomUUID()}`;
+    await dispatches.createDispatch(high, agentName);
+    await expect.poll(() => other.jobs.map((j) => j.roomName), { timeout: 10_000 }).toContain(high);
+
+    // Both full: the dispatch gets no job.
+    otherLoad = 1;
     await sleep(3 * TIMING.loadReportIntervalMs);
     const stranded = `call-${randomUUID()}`;
     await dispatches.createDispatch(stranded, agentName);
     await sleep(1000);
     // Nor does LiveKit retry that dispatch once a worker has room again.
-    otherLoad = 1;
     fullLoad = 0;
     await sleep(1500);
     const asked = [...full.events, ...other.events].filter((e) => e.type === 'availability' && e.roomName === stranded);

@@ -52,6 +52,12 @@ describe('npm start with embedded defaults', () => {
       expect(info.runtime.providers[role].url).toMatch(/^(ws|http):\/\/127\.0\.0\.1:\d+/);
     }
     livekitUrl = info.runtime.livekit.url;
+    // The measured load, as admission uses it and LiveKit would be told, and the same figure on /metrics.
+    expect(info.load).toMatchObject({ full: false, calls: 0, load: 0, turnDecisionTargetMs: 300 });
+    expect(info.capacity.acceptingCalls).toBe(true);
+    const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^ve_engine_load ${info.load.load}$`, 'm'));
+    expect(metrics).toMatch(/^ve_engine_load_full 0$/m);
   });
 
   it('answers a caller who joins a call created through the API', async () => {

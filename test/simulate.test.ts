@@ -47,5 +47,11 @@ describe('npm run simulate', () => {
     expect(report.engineMetrics.input_dropped_samples_total).toBe(0);
     expect(report.cpuPercentOfOneCore.engine).toBeGreaterThan(0);
     expect(report.engineRssBytes.end).toBeGreaterThan(0);
+    // The load the engine reported over the window (GET /v1/engine), as the README's table shows it.
+    expect(output).toContain('load reported');
+    expect(report.load).toMatchObject({ admission: false, samples: expect.any(Number), last: { calls: 2, turnDecisionTargetMs: 300 } });
+    expect(report.load.samples).toBeGreaterThanOrEqual(10);
+    expect(report.load.max).toBeGreaterThan(0);
+    expect(report.load.max).toBeLessThanOrEqual(1);
   }, 180_000);
 });

@@ -1,9 +1,9 @@
 /**
  * The load figure an engine process reports to LiveKit's agent dispatch. LiveKit picks among the
  * workers that report `available`, weighted by `1 - load`; a worker that reports `full` gets no job.
- * Issue 12 item 2 replaces the call count below with headroom measured from what limits the engine
- * (Smart Turn utilisation and queue wait, VAD lateness, event-loop delay, CPU); the worker only
- * needs this contract.
+ * The engine's figure is measured from what limits it (engine/load/engine-load.ts, through
+ * `VoiceEngine.loadSource`); the call count below is for engines that admit by count only. The
+ * worker only needs this contract.
  */
 import type { EngineCapacity } from '../call-engine.ts';
 

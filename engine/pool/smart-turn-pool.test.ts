@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SmartTurnPool } from './smart-turn-pool.ts';
+import { SmartTurnPool, type SmartTurnRunRecord } from './smart-turn-pool.ts';
 import { resolveModel } from '../../models/model-manager.ts';
 import { SMART_TURN_FEATURE_LENGTH } from '../stages/smart-turn-features.ts';
 
@@ -28,6 +28,34 @@ describe('SmartTurnPool', () => {
         expect(answer.probability).toBeLessThanOrEqual(1);
       }
       expect(pool.stats()).toMatchObject({ requests: 4, superseded: 2, failures: 0, timeouts: 0 });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('counts the time its thread is busy, runs in flight included, and reports each run\'s queue waits', async () => {
+    const runs: SmartTurnRunRecord[] = [];
+    const pool = new SmartTurnPool({ ...options(), onRun: (run) => runs.push(run) });
+    try {
+      // Each run holds the thread 100 ms longer: the second request waits for the first run.
+      pool.slowDown(100);
+      expect(pool.busyMs()).toBe(0);
+      const first = pool.predict('a', features());
+      await new Promise((r) => setTimeout(r, 50));
+      const inFlight = pool.busyMs();
+      expect(inFlight).toBeGreaterThan(0);
+      const second = pool.predict('b', features());
+      await Promise.all([first, second]);
+      // The record follows the answers (the run is finished only once its requests are settled).
+      await expect.poll(() => runs.length).toBe(2);
+      expect(runs.every((run) => run.runMs >= 100)).toBe(true);
+      expect(runs[0].waitsMs[0]).toBeLessThan(runs[1].waitsMs[0]);
+      // Busy time is the runs' wall time, and it stops growing when the thread is idle.
+      const busy = pool.busyMs();
+      expect(busy).toBeCloseTo(runs[0].runMs + runs[1].runMs, 6);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(pool.busyMs()).toBe(busy);
+      expect(pool.stats().busyMs).toBe(busy);
     } finally {
       await pool.close();
     }

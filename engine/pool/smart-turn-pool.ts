@@ -20,6 +20,15 @@ export interface SmartTurnPoolOptions {
   /** A request not answered within this is rejected, and the turn falls back to silence. */
   timeoutMs: number;
   warmUpRuns: number;
+  /** Told of every run when it ends: how long its requests waited for a thread, and how long it ran. */
+  onRun?: (run: SmartTurnRunRecord) => void;
+}
+
+export interface SmartTurnRunRecord {
+  /** Per request of the batch: enqueued to taken by a thread. */
+  waitsMs: number[];
+  /** Wall time from handing the batch to a thread to its answer. */
+  runMs: number;
 }
 
 export interface SmartTurnAnswer {
@@ -70,6 +79,11 @@ export class SmartTurnPool {
   #timeouts = 0;
   #superseded = 0;
   #running = new Set<Promise<unknown>>();
+  /** Wall time of finished runs, summed over threads; runs in flight are in #runStartedAt. */
+  #busyMs = 0;
+  #runStartedAt = new Map<Promise<unknown>, number>();
+  /** Test hook: each run holds its thread this much longer (see `slowDown`). */
+  #extraRunMs = 0;
 
   constructor(options: SmartTurnPoolOptions) {
     this.options = options;
@@ -124,8 +138,22 @@ export class SmartTurnPool {
     this.#settle(pending, new SmartTurnSupersededError());
   }
 
-  stats(): { requests: number; batches: number; failures: number; timeouts: number; superseded: number; queued: number; inFlight: number } {
+  /** Milliseconds the turn threads have spent running batches so far, summed over threads, runs in flight included. */
+  busyMs(): number {
+    const now = performance.now();
+    let busy = this.#busyMs;
+    for (const startedAt of this.#runStartedAt.values()) busy += now - startedAt;
+    return busy;
+  }
+
+  /** Test hook: every later run holds its thread `extraMs` longer, as on a box whose cores are taken. */
+  slowDown(extraMs: number): void {
+    this.#extraRunMs = Math.max(0, extraMs);
+  }
+
+  stats(): { requests: number; batches: number; failures: number; timeouts: number; superseded: number; queued: number; inFlight: number; busyMs: number } {
     return {
+      busyMs: this.busyMs(),
       requests: this.#requests,
       batches: this.#batches,
       failures: this.#failures,
@@ -153,8 +181,12 @@ export class SmartTurnPool {
       this.#inFlight++;
       this.#batches++;
       const features = batch.map((p) => p.features);
-      const run = this.#run({ ...this.#taskBase(), features }, features.map((f) => f.buffer as ArrayBuffer));
+      const startedAt = performance.now();
+      const waitsMs = batch.map((p) => startedAt - p.enqueuedAt);
+      const delayMs = this.#extraRunMs > 0 ? this.#extraRunMs : undefined;
+      const run = this.#run({ ...this.#taskBase(), features, delayMs }, features.map((f) => f.buffer as ArrayBuffer));
       this.#running.add(run);
+      this.#runStartedAt.set(run, startedAt);
       run
         .then((result) => {
           const now = performance.now();
@@ -166,8 +198,16 @@ export class SmartTurnPool {
           for (const p of batch) this.#settle(p, failure);
         })
         .finally(() => {
+          const runMs = performance.now() - startedAt;
+          this.#busyMs += runMs;
+          this.#runStartedAt.delete(run);
           this.#running.delete(run);
           this.#inFlight--;
+          try {
+            this.options.onRun?.({ waitsMs, runMs });
+          } catch {
+            // A measurement listener must never stop the pool from dispatching.
+          }
           this.#dispatch();
         });
     }

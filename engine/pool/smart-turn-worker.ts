@@ -13,6 +13,8 @@ export interface SmartTurnTask {
   /** Feature blocks, each [80][800] float32. An empty list only warms the session up. */
   features: Float32Array[];
   warmUpRuns?: number;
+  /** Test hook: hold the thread this long before the run (a slow, contended box). */
+  delayMs?: number;
 }
 
 export interface SmartTurnTaskResult {
@@ -33,6 +35,7 @@ export default async function predict(task: SmartTurnTask): Promise<SmartTurnTas
     await turnModel.predict([new Float32Array(SMART_TURN_MEL_BINS * SMART_TURN_FRAMES)]);
   }
   if (task.features.length === 0) return { probabilities: [], inferenceMs: 0 };
+  if (task.delayMs !== undefined && task.delayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, task.delayMs);
   const started = performance.now();
   const probabilities = await turnModel.predict(task.features);
   return { probabilities, inferenceMs: performance.now() - started };

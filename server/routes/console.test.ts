@@ -4,6 +4,8 @@
  * is contacted: nothing here creates rooms.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CallEngine } from '../../engine/call-engine.ts';
+import { EngineLoad, type LoadProbe } from '../../engine/load/engine-load.ts';
 import { FakeEngine } from '../testing/fake-engine.ts';
 import { ADMIN_API_KEY, TEST_API_KEY_NAME, startHarness, type Harness } from '../testing/harness.ts';
 
@@ -64,12 +66,35 @@ describe('the live page', () => {
     const body = (await res.json()) as Record<string, any>;
     expect(body.capacity).toEqual(engine.capacity());
     expect(body.capacity.maxCalls).toBe(7);
+    // An engine that admits by count only has no measured load.
+    expect(body.load).toBeNull();
     expect(body.runtime).toBeNull();
     expect(body.offlineStandIns).toBe(false);
     expect(body.process.cpuCores).toBeGreaterThan(0);
     expect(body.process.rssBytes).toBeGreaterThan(0);
     expect(body.calls).toEqual([{ callId: 'call-a', startedAt: expect.any(String), botState: 'speaking', simulated: false, turns: 1, lastResponseMs: 420 }]);
     expect(body.simulatedCallers).toMatchObject({ callers: 0, failed: 0, responseLatencyMs: { count: 0, p50: null } });
+  });
+
+  it('shows the measured load and its parts as the engine reports them, null where nothing was measured', async () => {
+    let calls = 3;
+    const probe: LoadProbe = { activeCalls: () => calls, smartTurnThreads: 1, smartTurnBusyMs: () => 0, subscribe: () => () => {} };
+    const load = new EngineLoad(probe, { turnDecisionTargetMs: 300, maxCalls: 7, sampleEventLoop: false });
+    const withLoad: CallEngine = engine;
+    withLoad.load = () => load.report();
+    try {
+      const body = (await (await h.api('/v1/engine', { key: ADMIN_API_KEY })).json()) as { load: Record<string, any> };
+      expect(body.load).toMatchObject({ calls: 3, full: false, limit: 'maxCalls', turnDecisionTargetMs: 300, parts: { smartTurn: 0, maxCalls: 3 / 7 } });
+      expect(body.load.load).toBeCloseTo(3 / 7, 9);
+      expect(body.load.loadPerCall).toBeCloseTo(1 / 7, 9);
+      expect(body.load.measured).toMatchObject({ turnDecisions: 0, turnDecisionP95Ms: null, smartTurnQueueWaitP95Ms: null, vadLatenessP95Ms: null, eventLoopDelayP99Ms: null });
+      calls = 7;
+      const atCap = (await (await h.api('/v1/engine', { key: ADMIN_API_KEY })).json()) as { load: Record<string, any> };
+      expect(atCap.load).toMatchObject({ calls: 7, full: true, load: 1 });
+    } finally {
+      delete withLoad.load;
+      load.close();
+    }
   });
 
   it('lists only its own running calls to a key without the admin scope', async () => {

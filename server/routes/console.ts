@@ -7,6 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import type { Access } from '../access.ts';
 import type { EngineEvent } from '../../engine/events.ts';
+import type { EngineLoadReport } from '../../engine/load/engine-load.ts';
 import { ownerOf } from '../call-view.ts';
 import type { AppContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -77,10 +78,59 @@ const FleetSchema = Type.Object({
   responseLatencyMs: Percentiles,
 });
 
+const NullableMs = Type.Union([Type.Number(), Type.Null()]);
+
+const LoadSchema = Type.Object(
+  {
+    load: Type.Number({ description: 'What LiveKit\'s agent dispatch is told, 0..1; 1 while full' }),
+    loadPerCall: Type.Number({ description: 'The load one more call adds (measured, at least 1 / ENGINE_MAX_CALLS)' }),
+    full: Type.Boolean({ description: 'New calls are refused: one more would push the turn-decision p95 past its target, or the hard cap is reached' }),
+    calls: Type.Integer(),
+    limit: Type.Union([Type.Literal('smartTurn'), Type.Literal('cpu'), Type.Literal('vadLateness'), Type.Literal('eventLoop'), Type.Literal('maxCalls'), Type.Null()]),
+    parts: Type.Object(
+      { smartTurn: Type.Number(), cpu: Type.Number(), vadLateness: Type.Number(), eventLoop: Type.Number(), maxCalls: Type.Number() },
+      { description: 'Each part in load units with the calls held now (1 = at its limit); the load is the largest' },
+    ),
+    turnDecisionTargetMs: Type.Number(),
+    measured: Type.Object(
+      {
+        windowMs: Type.Number(),
+        meanCalls: Type.Number(),
+        smartTurnUtilisation: Type.Number({ description: 'Share of the window the Smart Turn threads were running' }),
+        smartTurnUtilisationCeiling: Type.Number({ description: 'The utilisation at which the decision p95 would reach its target' }),
+        smartTurnQueueWaitP95Ms: NullableMs,
+        turnDecisionP95Ms: NullableMs,
+        turnDecisions: Type.Integer(),
+        vadLatenessP95Ms: NullableMs,
+        eventLoopDelayP99Ms: NullableMs,
+        cpuPercent: Type.Number({ description: 'CPU of this process over the window, in % of one core' }),
+      },
+      { description: 'The measurements of the last window; null where nothing was measured' },
+    ),
+  },
+  { description: 'The measured load (engine/load): what admission uses and LiveKit is told' },
+);
+
+/** The load report with NaN (nothing measured) as null, for JSON. */
+function loadBody(report: EngineLoadReport): Static<typeof LoadSchema> {
+  const m = report.measured;
+  return {
+    ...report,
+    measured: {
+      ...m,
+      smartTurnQueueWaitP95Ms: finiteOrNull(m.smartTurnQueueWaitP95Ms),
+      turnDecisionP95Ms: finiteOrNull(m.turnDecisionP95Ms),
+      vadLatenessP95Ms: finiteOrNull(m.vadLatenessP95Ms),
+      eventLoopDelayP99Ms: finiteOrNull(m.eventLoopDelayP99Ms),
+    },
+  };
+}
+
 const ProviderSchema = Type.Object({ kind: Type.Union([Type.Literal('real'), Type.Literal('stand-in')]), label: Type.String(), url: Type.String() });
 
 const EngineBody = Type.Object({
   capacity: Type.Object({ activeCalls: Type.Integer(), maxCalls: Type.Integer(), acceptingCalls: Type.Boolean() }),
+  load: Type.Union([LoadSchema, Type.Null()]),
   process: Type.Object({
     cpuPercent: Type.Number({ description: 'CPU of this process over the last second, in % of one core' }),
     cpuCores: Type.Integer(),
@@ -273,8 +323,10 @@ export async function consoleRoutes(app: FastifyInstance, { ctx, runtime }: Cons
       } catch (err) {
         request.log.warn({ err }, 'engine.metrics() failed');
       }
+      const load = ctx.engine.load?.();
       return {
         capacity: ctx.engine.capacity(),
+        load: load !== undefined ? loadBody(load) : null,
         process: { cpuPercent: Math.round(cpuPercent * 10) / 10, cpuCores: cpus().length, rssBytes: process.memoryUsage.rss(), uptimeS: Math.round(process.uptime()) },
         metrics,
         runtime: runtime ?? null,
