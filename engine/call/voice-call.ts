@@ -18,6 +18,9 @@ import { CallEvents } from './call-events.ts';
 import { Conversation, heardText, spokenSoFar } from './conversation.ts';
 import { InterruptionPolicy, type InterruptionSettings } from './interruption-policy.ts';
 
+/** What a call needs of its media path: the caller's audio in, VAD and turn events out. */
+export type VoiceCallMedia = Pick<CallAudio, 'writeCallerAudio' | 'onEvent' | 'processedSamples'>;
+
 export interface VoiceCallSettings {
   instructions: string;
   interruption: Partial<InterruptionSettings>;
@@ -105,7 +108,7 @@ export class VoiceCall {
   readonly callId: string;
   readonly events: CallEvents;
   readonly settings: VoiceCallSettings;
-  #media: CallAudio;
+  #media: VoiceCallMedia;
   #transport: CallTransport;
   #stt: SttStream;
   #llm: LanguageModel;
@@ -137,7 +140,7 @@ export class VoiceCall {
 
   constructor(opts: {
     callId: string;
-    media: CallAudio;
+    media: VoiceCallMedia;
     transport: CallTransport;
     stt: SpeechToText;
     llm: LanguageModel;
