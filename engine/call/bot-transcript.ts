@@ -20,9 +20,9 @@ export class BotTranscript {
     this.#transport = transport;
   }
 
-  /** Sends the room the reply's words whose audio has played by `playedSamples`, when they changed. */
-  progress(reply: Reply, playedSamples: number, sampleRate: number): void {
-    const { text } = spokenSoFar(reply.timedSentences(sampleRate), playedSamples);
+  /** Sends the room the reply's words whose audio has played, when they changed. */
+  progress(reply: Reply): void {
+    const { text } = spokenSoFar(reply.timedSentences(), reply.playedSamples());
     if (text === reply.spokenText) return;
     reply.spokenText = text;
     void this.#transport.publishTranscript({ segmentId: this.#segmentId(reply), speaker: 'bot', text, final: false }).catch(() => {});

@@ -4,8 +4,10 @@
  * sentence took, from which a barge-in's heard text and the words shown in the room are computed; and
  * the marks of its turn's latency, from the end of the caller's speech to the reply's first audio.
  */
+import type { VoiceError } from '../errors.ts';
 import type { LatencyEventData, TurnRule } from '../events.ts';
 import type { ChatMessage, LanguageModel, ToolCall, ToolSpec } from '../providers/llm.ts';
+import { splitSentences } from '../providers/sentence-splitter.ts';
 import type { TextToSpeech } from '../providers/tts.ts';
 import type { BotOutput } from './bot-output.ts';
 import { heardText } from './conversation.ts';
@@ -39,6 +41,9 @@ export interface ReplyFields {
   rule: TurnRule | null;
   /** A fixed notice to the caller (recogniser outage), not an answer: kept out of the conversation and the latencies. */
   notice?: boolean;
+  /** Where the reply's sentences are synthesised, and where their audio goes. */
+  tts: TextToSpeech;
+  output: BotOutput;
 }
 
 /** Slower than synthesised speech (about 15 characters a second); see `timedSentences`. */
@@ -52,6 +57,8 @@ export class Reply {
   readonly probability: number | null;
   readonly rule: TurnRule | null;
   readonly notice: boolean;
+  #tts: TextToSpeech;
+  #output: BotOutput;
   readonly abort = new AbortController();
   readonly sentences: TimedSentence[] = [];
   readonly toolCalls: ToolCall[] = [];
@@ -71,6 +78,8 @@ export class Reply {
     this.probability = fields.probability;
     this.rule = fields.rule;
     this.notice = fields.notice ?? false;
+    this.#tts = fields.tts;
+    this.#output = fields.output;
   }
 
   get aborted(): boolean {
@@ -80,6 +89,41 @@ export class Reply {
   /** The sentences synthesised in full, as one text. */
   get text(): string {
     return this.sentences.map((s) => s.text).join(' ');
+  }
+
+  /**
+   * Speaks the LLM's answer to `messages`, each sentence synthesised as soon as the LLM has written it,
+   * then runs `afterText` (the tool calls). A failure is reported through `onError` unless the reply
+   * was cancelled; when the LLM fails before the reply said anything, `fallbackReply` is said instead.
+   */
+  async answer(opts: {
+    llm: LanguageModel;
+    messages: ChatMessage[];
+    tools: ToolSpec[];
+    timeoutMs: number;
+    fallbackReply: string;
+    afterText(): Promise<void>;
+    onError(stage: 'llm' | 'tts', error: VoiceError): void;
+  }): Promise<void> {
+    let stage: 'llm' | 'tts' = 'llm';
+    try {
+      for await (const sentence of splitSentences(this.llmText(opts.llm, opts))) {
+        stage = 'tts';
+        await this.speak(sentence);
+        stage = 'llm';
+      }
+      await opts.afterText();
+    } catch (error) {
+      if (this.aborted) return;
+      opts.onError(stage, error as VoiceError);
+      if (stage === 'llm' && this.sentences.length === 0) {
+        try {
+          await this.speak(opts.fallbackReply);
+        } catch (ttsError) {
+          if (!this.aborted) opts.onError('tts', ttsError as VoiceError);
+        }
+      }
+    }
   }
 
   /** The LLM's text as it streams; its tool calls are kept in `toolCalls`. */
@@ -97,11 +141,12 @@ export class Reply {
   }
 
   /** Synthesises one sentence into the output; it counts as said once all its audio is written. */
-  async speak(tts: TextToSpeech, output: BotOutput, sentence: string): Promise<void> {
+  async speak(sentence: string): Promise<void> {
+    const output = this.#output;
     const startSample = this.writtenSamples;
     this.#synthesising = { text: sentence, startSample };
     try {
-      for await (const audio of tts.synthesize(sentence, { signal: this.abort.signal })) {
+      for await (const audio of this.#tts.synthesize(sentence, { signal: this.abort.signal })) {
         this.marks.ttsFirstByteAt ??= performance.now();
         if (!(await output.write(this.id, audio.pcm, audio.sampleRate))) return;
         this.writtenSamples += Math.round((audio.pcm.length * output.sink.sampleRate) / audio.sampleRate);
@@ -118,16 +163,21 @@ export class Reply {
    * at a slow speaking rate, so that its words lag its audio rather than lead it, as agents-js paces
    * words at a standard rate when the TTS gives no timings.
    */
-  timedSentences(sampleRate: number): TimedSentence[] {
+  timedSentences(): TimedSentence[] {
     const open = this.#synthesising;
     if (!open) return this.sentences;
-    const estimatedEnd = open.startSample + Math.round((open.text.length / SLOW_SPEECH_CHARS_PER_S) * sampleRate);
+    const estimatedEnd = open.startSample + Math.round((open.text.length / SLOW_SPEECH_CHARS_PER_S) * this.#output.sink.sampleRate);
     return [...this.sentences, { ...open, endSample: Math.max(this.writtenSamples, estimatedEnd) }];
   }
 
+  /** Samples of the reply's audio sent to the room so far. */
+  playedSamples(): number {
+    return this.#output.playedSamples(this.id);
+  }
+
   /** What the caller heard of the reply when it was cut after `playedSamples`. */
-  heard(playedSamples: number, sampleRate: number): string {
-    return heardText(this.timedSentences(sampleRate), playedSamples);
+  heard(playedSamples: number): string {
+    return heardText(this.timedSentences(), playedSamples);
   }
 
   /** The `latency` event of the reply's turn, once its first audio went out. */

@@ -1,5 +1,4 @@
-/** What a VoiceCall is configured with, its defaults, and the tools its LLM may call. */
-import type { ToolSpec } from '../providers/llm.ts';
+/** What a VoiceCall is configured with, and its defaults. */
 import type { InterruptionSettings } from './interruption-policy.ts';
 
 export interface VoiceCallSettings {
@@ -34,16 +33,3 @@ export const DEFAULT_VOICE_CALL_SETTINGS: VoiceCallSettings = {
   sttOutageMaxMs: 60_000,
   sttOutageNotice: "Sorry, I can't hear you well right now, one moment.",
 };
-
-export const CALL_TOOLS: ToolSpec[] = [
-  {
-    name: 'transfer_to_human',
-    description: 'Hand the call to a human dispatcher.',
-    parameters: { type: 'object', properties: { reason: { type: 'string' } }, required: [] },
-  },
-  {
-    name: 'end_call',
-    description: 'End the call once the caller is done.',
-    parameters: { type: 'object', properties: {}, required: [] },
-  },
-];

@@ -13,7 +13,6 @@ import type { CallAudio, MediaEvent } from '../call-audio.ts';
 import type { SpeechToText, TranscriptResult } from '../providers/stt.ts';
 import type { LanguageModel } from '../providers/llm.ts';
 import type { TextToSpeech } from '../providers/tts.ts';
-import { splitSentences } from '../providers/sentence-splitter.ts';
 import type { VoiceError } from '../errors.ts';
 import { engineErrorCode } from '../error-codes.ts';
 import type { BotMode, ErrorStage, TurnRule } from '../events.ts';
@@ -23,13 +22,16 @@ import { BotOutput } from './bot-output.ts';
 import { BotTranscript } from './bot-transcript.ts';
 import { CallEvents } from './call-events.ts';
 import { CallerTranscript } from './caller-transcript.ts';
+import { CALL_TOOLS, handleToolCalls, type ToolContext } from './call-tools.ts';
 import { Conversation } from './conversation.ts';
+import { reportMediaEvent } from './media-events.ts';
 import { RecogniserFeed } from './recogniser-feed.ts';
 import { RecogniserOutage } from './recogniser-outage.ts';
 import { Reply, type ReplyFields } from './reply.ts';
-import { CALL_TOOLS, DEFAULT_VOICE_CALL_SETTINGS, type VoiceCallSettings } from './voice-call-settings.ts';
+import { DEFAULT_VOICE_CALL_SETTINGS, type VoiceCallSettings } from './voice-call-settings.ts';
 
-export { CALL_TOOLS, DEFAULT_VOICE_CALL_SETTINGS, type VoiceCallSettings } from './voice-call-settings.ts';
+export { CALL_TOOLS } from './call-tools.ts';
+export { DEFAULT_VOICE_CALL_SETTINGS, type VoiceCallSettings } from './voice-call-settings.ts';
 
 /** What a call needs of its media path: the caller's audio in, VAD and turn events out. */
 export type VoiceCallMedia = Pick<CallAudio, 'writeCallerAudio' | 'onEvent' | 'processedSamples'>;
@@ -52,6 +54,7 @@ export class VoiceCall {
   #callerText: CallerTranscript;
   #botText: BotTranscript;
   #outage = new RecogniserOutage();
+  #tools: ToolContext;
   #mode: BotMode = 'active';
   #state: BotState = 'listening';
   #reply: Reply | null = null;
@@ -79,6 +82,8 @@ export class VoiceCall {
     this.#llm = opts.llm;
     this.#tts = opts.tts;
     this.#conversation = new Conversation(this.settings.instructions);
+    const { transferReply, goodbyeReply } = this.settings;
+    this.#tools = { conversation: this.#conversation, events: this.events, transferReply, goodbyeReply };
     this.#output = new BotOutput(opts.transport.sink, {
       onFirstAudio: (id) => this.#onFirstAudio(id),
       onPlayedOut: (id) => this.#onPlayedOut(id),
@@ -138,54 +143,20 @@ export class VoiceCall {
   // ---- caller side -------------------------------------------------------------------------------
 
   #onMedia(event: MediaEvent): void {
-    switch (event.type) {
-      case 'speech_start':
-        this.#feed.setCallerSpeaking(true);
-        this.events.emit('vad', { event: 'speech_start', offsetMs: event.offsetSamples / 16 });
-        if (!this.#bargeIn.speechStarted() && this.#state === 'thinking') this.#cancelReply('caller_resumed');
-        break;
-      case 'speech_end': {
-        this.#feed.setCallerSpeaking(false);
-        const speechEndMs = event.offsetSamples / 16;
-        this.#callerText.speechEnded(speechEndMs);
-        this.#callerStoppedAt = performance.now() - (this.#media.processedSamples - event.offsetSamples) / 16;
-        this.events.emit('vad', { event: 'speech_end', offsetMs: speechEndMs });
-        this.#bargeIn.speechEnded();
-        break;
-      }
-      case 'user_started_speaking':
-      case 'user_paused':
-        this.events.emit('turn', { event: event.type, turnId: event.turnId, offsetMs: event.offsetSamples / 16 });
-        break;
-      case 'smart_turn_result':
-        this.events.emit('turn', { event: 'smart_turn_result', turnId: event.turnId, probability: event.probability, complete: event.complete });
-        break;
-      case 'user_turn_complete':
-        this.events.emit('turn', {
-          event: 'user_turn_complete',
-          turnId: event.turnId,
-          probability: event.probability,
-          rule: event.rule,
-          speechEndMs: event.speechEndSamples / 16,
-          decidedAtMs: event.decidedAtSamples / 16,
-        });
-        if (!this.#output.speaking) void this.#respond(event.turnId, event.probability, event.rule);
-        break;
-      case 'worker_restarted':
-        this.events.emit('worker_restarted', { fromWorkerId: event.fromWorkerId, toWorkerId: event.toWorkerId, reason: event.reason });
-        break;
-      case 'smart_turn_error':
-        this.events.emit('error', { stage: 'smart_turn', code: engineErrorCode(event), message: event.message, recovered: true });
-        break;
-      case 'input_overflow':
-        this.events.emit('error', { stage: 'media', code: 'VE_INPUT_OVERFLOW', droppedSamples: event.droppedSamples, recovered: true });
-        break;
-      case 'media_failed':
-        this.events.emit('error', { stage: 'media', code: engineErrorCode(event), message: event.message, recovered: false });
-        this.events.emit('end_call_requested', { reason: event.reason });
-        break;
-      case 'vad_probability':
-        break;
+    if (event.type === 'speech_start') {
+      this.#feed.setCallerSpeaking(true);
+      this.events.emit('vad', { event: 'speech_start', offsetMs: event.offsetSamples / 16 });
+      if (!this.#bargeIn.speechStarted() && this.#state === 'thinking') this.#cancelReply('caller_resumed');
+    } else if (event.type === 'speech_end') {
+      this.#feed.setCallerSpeaking(false);
+      const speechEndMs = event.offsetSamples / 16;
+      this.#callerText.speechEnded(speechEndMs);
+      this.#callerStoppedAt = performance.now() - (this.#media.processedSamples - event.offsetSamples) / 16;
+      this.events.emit('vad', { event: 'speech_end', offsetMs: speechEndMs });
+      this.#bargeIn.speechEnded();
+    } else {
+      reportMediaEvent(this.events, event);
+      if (event.type === 'user_turn_complete' && !this.#output.speaking) void this.#respond(event.turnId, event.probability, event.rule);
     }
   }
 
@@ -221,32 +192,23 @@ export class VoiceCall {
     this.#reply = reply;
     this.#setState('thinking');
     this.#output.beginUtterance(reply.id);
-    let stage: 'llm' | 'tts' = 'llm';
     try {
-      const llmText = reply.llmText(this.#llm, { messages: this.#conversation.snapshot(), tools: CALL_TOOLS, timeoutMs: this.settings.llmTimeoutMs });
-      for await (const sentence of splitSentences(llmText)) {
-        stage = 'tts';
-        await reply.speak(this.#tts, this.#output, sentence);
-        stage = 'llm';
-      }
-      await this.#afterTools(reply);
-    } catch (error) {
-      if (reply.aborted) return;
-      this.#error(stage, error as VoiceError);
-      if (stage === 'llm' && reply.sentences.length === 0) {
-        try {
-          await reply.speak(this.#tts, this.#output, this.settings.fallbackReply);
-        } catch (ttsError) {
-          if (!reply.aborted) this.#error('tts', ttsError as VoiceError);
-        }
-      }
+      await reply.answer({
+        llm: this.#llm,
+        messages: this.#conversation.snapshot(),
+        tools: CALL_TOOLS,
+        timeoutMs: this.settings.llmTimeoutMs,
+        fallbackReply: this.settings.fallbackReply,
+        afterText: () => handleToolCalls(reply, this.#tools),
+        onError: (stage, error) => this.#error(stage, error),
+      });
     } finally {
       this.#endReply(reply);
     }
   }
 
-  #newReply(fields: Omit<ReplyFields, 'id'>): Reply {
-    return new Reply({ id: this.#nextReplyId++, ...fields });
+  #newReply(fields: Omit<ReplyFields, 'id' | 'tts' | 'output'>): Reply {
+    return new Reply({ id: this.#nextReplyId++, ...fields, tts: this.#tts, output: this.#output });
   }
 
   async #sayNotice(turnId: number, text: string): Promise<void> {
@@ -255,7 +217,7 @@ export class VoiceCall {
     this.#reply = reply;
     this.#output.beginUtterance(reply.id);
     try {
-      await reply.speak(this.#tts, this.#output, text);
+      await reply.speak(text);
     } catch (error) {
       if (!reply.aborted) this.#error('tts', error as VoiceError);
     } finally {
@@ -268,22 +230,6 @@ export class VoiceCall {
     if (this.#reply !== reply) return;
     this.#output.endUtterance();
     if (reply.writtenSamples === 0) this.#finishReply(reply, false);
-  }
-
-  async #afterTools(reply: Reply): Promise<void> {
-    for (const call of reply.toolCalls) {
-      if (call.name === 'transfer_to_human') {
-        if (reply.sentences.length === 0) await reply.speak(this.#tts, this.#output, this.settings.transferReply);
-        reply.after = 'transfer';
-        this.#conversation.addToolResult(call.id, 'transfer started');
-        const reason = safeJson(call.argumentsJson).reason;
-        this.events.emit('handoff_requested', { reason: typeof reason === 'string' ? reason : null, turnId: reply.turnId });
-      } else if (call.name === 'end_call') {
-        if (reply.sentences.length === 0) await reply.speak(this.#tts, this.#output, this.settings.goodbyeReply);
-        reply.after = 'end';
-        this.#conversation.addToolResult(call.id, 'call ending');
-      }
-    }
   }
 
   #onFirstAudio(id: number): void {
@@ -314,7 +260,7 @@ export class VoiceCall {
 
   #tick(): void {
     const reply = this.#reply;
-    if (reply && this.#output.speaking) this.#botText.progress(reply, this.#output.playedSamples(reply.id), this.#output.sink.sampleRate);
+    if (reply && this.#output.speaking) this.#botText.progress(reply);
     this.#bargeIn.tick();
   }
 
@@ -322,11 +268,12 @@ export class VoiceCall {
   #interrupt(decidedAtMonoMs = performance.now()): void {
     const reply = this.#reply;
     if (!reply) return;
-    const playedSamples = this.#output.playedSamples(reply.id);
+    // Read before the output drops the reply's audio, and with it the count.
+    const playedSamples = reply.playedSamples();
     this.#output.clear();
     reply.abort.abort();
     this.#reply = null;
-    const heard = reply.heard(playedSamples, this.#output.sink.sampleRate);
+    const heard = reply.heard(playedSamples);
     if (!reply.notice) this.#conversation.addAssistant(heard);
     if (heard !== '') this.#botText.final(reply, heard);
     this.events.emit('interruption', {
@@ -407,14 +354,5 @@ export class VoiceCall {
     this.#reply = null;
     this.#callerText.wake();
     await Promise.allSettled([this.#feed.stream.close(), this.#output.close()]);
-  }
-}
-
-function safeJson(text: string): Record<string, unknown> {
-  try {
-    const value = JSON.parse(text);
-    return typeof value === 'object' && value !== null ? value : {};
-  } catch {
-    return {};
   }
 }
