@@ -8,7 +8,7 @@ import type { TranscriptResult } from '../providers/stt.ts';
 import type { CallTransport } from '../transport/call-transport.ts';
 import type { CallEvents } from './call-events.ts';
 
-/** A final ending this much before the VAD's end of speech still covers it (the recogniser trims trailing silence). */
+/** A final that ends at most this long before the VAD's end of speech covers the turn's speech. */
 const FINAL_COVERS_MS = 300;
 
 export class CallerTranscript {

@@ -3,11 +3,12 @@
  * reply, sentence by sentence, to speech synthesis and out to the room; barge-in on top. Depends on
  * provider contracts and the transport contract only.
  *
- * This file wires the call's pieces to the media path's events and holds its state (mode, bot state,
- * the reply in flight); each concern is its own piece: RecogniserFeed (the caller's audio to the
- * recogniser), CallerTranscript (the turn's text), Reply (one reply in flight, its cancellation and
- * latency marks), BotTranscript (what the bot said), BargeIn (the caller's voice over the bot) and
- * RecogniserOutage (turns the recogniser could not hear).
+ * This file wires the call's pieces to the media path's and the recogniser's events and holds its
+ * state (mode, bot state, the reply in flight); each concern is its own piece: RecogniserFeed (the
+ * caller's audio to the recogniser), CallerTranscript (the turn's text), Reply (one reply in flight,
+ * its cancellation and latency marks), BotTranscript (what the bot said), BargeIn (the caller's voice
+ * over the bot), RecogniserOutage (turns the recogniser could not hear), call-tools.ts (what a tool
+ * call leads to) and media-events.ts (the media events the call only reports).
  */
 import type { CallAudio, MediaEvent } from '../call-audio.ts';
 import type { SpeechToText, TranscriptResult } from '../providers/stt.ts';
