@@ -120,9 +120,10 @@ export class VoiceEngine implements CallEngine {
       transport = await LiveKitTransport.connect(
         {
           ...this.options.transport,
-          url: this.options.livekit.url,
+          url: req.join?.url ?? this.options.livekit.url,
           callerIdentity: req.callerIdentity,
-          token: () => this.#agentToken(req.callId, req.roomName),
+          // A job's token is LiveKit's own (about an hour): reconnects inside a call reuse it.
+          token: req.join !== undefined ? () => Promise.resolve(req.join!.token) : () => this.#agentToken(req.callId, req.roomName),
         },
         {
           onCallerAudio: (pcm) => {
