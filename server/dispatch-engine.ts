@@ -1,0 +1,115 @@
+/**
+ * The engine as the control plane sees it in the `api` role: no media engine in this process. A call's
+ * bot is started by an agent dispatch to `AGENT_NAME` (LiveKit's `AgentDispatchClient`); LiveKit hands
+ * the job to an engine process (`--role engine`) by the load those report, and that engine hosts it
+ * exactly as a REST-created call and writes its events to the shared store.
+ *
+ * What crosses processes and what does not (yet):
+ * - start: the dispatch carries the call's caller identity and instructions as its metadata
+ *   (`DispatchMetadata`); the engine reads it back from the job.
+ * - end: `POST /v1/calls/:id/end` deletes the room; LiveKit disconnects the bot and terminates the
+ *   job, and the engine ends its call. `stopBot` therefore has nothing to do here.
+ * - handoff (bot mode) and engine-side recording: not built across processes; they answer 501
+ *   `VE_ENGINE_REMOTE`. (The way to build it: a room-level signal the bot reads, e.g. room metadata,
+ *   which reaches the bot's Room as `RoomMetadataChanged`.)
+ * - live event streams: the engines write events to the store; this process serves history from it,
+ *   but its live SSE/WebSocket streams see no events of remote calls (issue 12 item 4).
+ * - capacity: admission from the workers' reports is issue 12 item 6; until then this process admits
+ *   and LiveKit drops a dispatch no worker accepts.
+ */
+import { AgentDispatchClient } from 'livekit-server-sdk';
+import type { CallEngine, EngineCapacity, StartBotRequest } from '../engine/call-engine.ts';
+import type { EngineEventListener } from '../engine/events.ts';
+import { ApiError } from './errors.ts';
+
+/** What a REST-created call's dispatch carries to the engine that takes the job. */
+export interface DispatchMetadata {
+  callId: string;
+  callerIdentity?: string;
+  instructions?: string;
+}
+
+/** The dispatch metadata of a job, or `{}` for a job someone else dispatched (free text, other JSON). */
+export function parseDispatchMetadata(metadata: string): Partial<DispatchMetadata> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(metadata);
+  } catch {
+    return {};
+  }
+  if (parsed === null || typeof parsed !== 'object') return {};
+  const { callId, callerIdentity, instructions } = parsed as Record<string, unknown>;
+  return {
+    ...(typeof callId === 'string' ? { callId } : {}),
+    ...(typeof callerIdentity === 'string' ? { callerIdentity } : {}),
+    ...(typeof instructions === 'string' ? { instructions } : {}),
+  };
+}
+
+export interface DispatchEngineOptions {
+  livekit: { url: string; apiKey: string; apiSecret: string; requestTimeoutMs: number };
+  agentName: string;
+  maxCalls: number;
+}
+
+export class DispatchEngine implements CallEngine {
+  readonly agentName: string;
+  #client: AgentDispatchClient;
+  #maxCalls: number;
+  #dispatched = 0;
+
+  constructor(options: DispatchEngineOptions) {
+    this.agentName = options.agentName;
+    this.#maxCalls = options.maxCalls;
+    this.#client = new AgentDispatchClient(options.livekit.url.replace(/^ws/, 'http'), options.livekit.apiKey, options.livekit.apiSecret, {
+      requestTimeout: options.livekit.requestTimeoutMs / 1000,
+    });
+  }
+
+  capacity(): EngineCapacity {
+    return { activeCalls: 0, maxCalls: this.#maxCalls, acceptingCalls: true };
+  }
+
+  async startBot(req: StartBotRequest): Promise<void> {
+    const metadata: DispatchMetadata = {
+      callId: req.callId,
+      ...(req.callerIdentity !== undefined ? { callerIdentity: req.callerIdentity } : {}),
+      ...(req.instructions !== undefined ? { instructions: req.instructions } : {}),
+    };
+    try {
+      await this.#client.createDispatch(req.roomName, this.agentName, { metadata: JSON.stringify(metadata) });
+    } catch (err) {
+      throw new ApiError('VE_LIVEKIT_UNAVAILABLE', 'LiveKit createDispatch failed', { cause: err });
+    }
+    this.#dispatched++;
+  }
+
+  /** The room's deletion (which `/end` does next) ends the engine's call. */
+  async stopBot(): Promise<void> {}
+
+  async setBotMode(callId: string): Promise<void> {
+    throw remote(callId, 'changing the bot mode');
+  }
+
+  async startRecording(callId: string): Promise<void> {
+    throw remote(callId, 'engine-side recording');
+  }
+
+  async stopRecording(callId: string): Promise<{ filePath: string; durationMs: number }> {
+    throw remote(callId, 'engine-side recording');
+  }
+
+  onEvent(_listener: EngineEventListener): () => void {
+    return () => {};
+  }
+
+  metrics(): Record<string, number> {
+    return { dispatches_created_total: this.#dispatched };
+  }
+
+  async close(): Promise<void> {}
+}
+
+function remote(callId: string, what: string): ApiError {
+  return new ApiError('VE_ENGINE_REMOTE', `call ${callId} runs on an engine process; ${what} is not available across processes yet`);
+}
