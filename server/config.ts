@@ -313,8 +313,12 @@ function deepFreeze<T>(value: T): T {
  * Reads and validates every setting. Throws one `ConfigError` listing all problems. The result is deeply
  * frozen. Pass an explicit object in tests; `process.env` is only the default.
  */
-export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
-  const r = new Reader(env);
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  /** Settings given on the command line (`--role`), over the environment's. */
+  overrides: Readonly<Record<string, string>> = {},
+): Config {
+  const r = new Reader({ ...env, ...overrides });
   const ci = r.optional('CI');
   const isCi = ci !== undefined && !['0', 'false', 'no', 'off'].includes(ci.toLowerCase());
   const nodeEnv = r.string('NODE_ENV');

@@ -262,7 +262,7 @@ async function main(): Promise<void> {
   const progress: ProgressLog = (line) => process.stdout.write(`[start] ${line}\n`);
   let config: Config;
   try {
-    config = loadConfig({ ...process.env, ...roleFromArgs(process.argv.slice(2)) });
+    config = loadConfig(undefined, roleFromArgs(process.argv.slice(2)));
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n`);
     process.exit(2);
