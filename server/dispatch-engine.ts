@@ -7,9 +7,10 @@
  * What crosses processes and what does not (yet):
  * - start: the dispatch carries the call's caller identity and instructions as its metadata
  *   (`DispatchMetadata`); the engine reads it back from the job.
- * - end: `POST /v1/calls/:id/end` deletes the room; LiveKit disconnects the bot and terminates the
- *   job, and the engine ends its call. `stopBot` therefore has nothing to do here.
- * - handoff (bot mode) and engine-side recording: not built across processes; they answer 501
+ * - stop (`/end`, handoff with the bot removed): the bot participant is removed from its room
+ *   (`RoomServiceClient.removeParticipant`); its engine sees it leave and ends the call, and LiveKit
+ *   ends the job. `/end` then deletes the room as ever.
+ * - bot mode `transcriber` and engine-side recording: not built across processes; they answer 501
  *   `VE_ENGINE_REMOTE`. (The way to build it: a room-level signal the bot reads, e.g. room metadata,
  *   which reaches the bot's Room as `RoomMetadataChanged`.)
  * - live event streams: the engines write events to the store; this process serves history from it,
@@ -17,7 +18,8 @@
  * - capacity: admission from the workers' reports is issue 12 item 6; until then this process admits
  *   and LiveKit drops a dispatch no worker accepts.
  */
-import { AgentDispatchClient } from 'livekit-server-sdk';
+import { AgentDispatchClient, RoomServiceClient, ServerError } from 'livekit-server-sdk';
+import { botIdentity } from '../engine/transport/bot-identity.ts';
 import type { CallEngine, EngineCapacity, StartBotRequest } from '../engine/call-engine.ts';
 import type { EngineEventListener } from '../engine/events.ts';
 import { ApiError } from './errors.ts';
@@ -50,20 +52,26 @@ export interface DispatchEngineOptions {
   livekit: { url: string; apiKey: string; apiSecret: string; requestTimeoutMs: number };
   agentName: string;
   maxCalls: number;
+  /** The room of a call (from the store): dispatched calls' rooms are not named after them. */
+  roomOf(callId: string): Promise<string | undefined>;
 }
 
 export class DispatchEngine implements CallEngine {
   readonly agentName: string;
   #client: AgentDispatchClient;
+  #rooms: RoomServiceClient;
+  #roomOf: (callId: string) => Promise<string | undefined>;
   #maxCalls: number;
   #dispatched = 0;
 
   constructor(options: DispatchEngineOptions) {
     this.agentName = options.agentName;
     this.#maxCalls = options.maxCalls;
-    this.#client = new AgentDispatchClient(options.livekit.url.replace(/^ws/, 'http'), options.livekit.apiKey, options.livekit.apiSecret, {
-      requestTimeout: options.livekit.requestTimeoutMs / 1000,
-    });
+    this.#roomOf = options.roomOf;
+    const httpUrl = options.livekit.url.replace(/^ws/, 'http');
+    const clientOptions = { requestTimeout: options.livekit.requestTimeoutMs / 1000 };
+    this.#client = new AgentDispatchClient(httpUrl, options.livekit.apiKey, options.livekit.apiSecret, clientOptions);
+    this.#rooms = new RoomServiceClient(httpUrl, options.livekit.apiKey, options.livekit.apiSecret, { ...clientOptions, failover: false });
   }
 
   capacity(): EngineCapacity {
@@ -84,8 +92,17 @@ export class DispatchEngine implements CallEngine {
     this.#dispatched++;
   }
 
-  /** The room's deletion (which `/end` does next) ends the engine's call. */
-  async stopBot(): Promise<void> {}
+  /** Removes the bot from its room; a bot (or room) already gone is fine. */
+  async stopBot(callId: string): Promise<void> {
+    const roomName = await this.#roomOf(callId);
+    if (roomName === undefined) return;
+    try {
+      await this.#rooms.removeParticipant(roomName, botIdentity(callId));
+    } catch (err) {
+      if (err instanceof ServerError && (err.status === 404 || err.code === 'not_found')) return;
+      throw new ApiError('VE_LIVEKIT_UNAVAILABLE', 'LiveKit removeParticipant failed', { cause: err });
+    }
+  }
 
   async setBotMode(callId: string): Promise<void> {
     throw remote(callId, 'changing the bot mode');

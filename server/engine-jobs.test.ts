@@ -53,6 +53,11 @@ describe('JobHost', () => {
     const call = await store.getCall('c1');
     expect(call?.owner).toBe('dispatch');
     expect(call?.metadata[META_DISPATCH]).toBeUndefined();
+    // Its end is the control plane's to record (/end, webhooks): the job ends, the record stays.
+    engine.emit('c1', 'call_ended', { reason: 'caller_left' });
+    expect(ended).toEqual(['AJ_1']);
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await store.getCall('c1'))?.state).toBe('created');
   });
 
   it('records a call the API never saw once, owner-less, and a second job into the same room continues it', async () => {

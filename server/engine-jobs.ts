@@ -7,7 +7,8 @@
  * API never saw (a SIP dispatch rule, another service's `createDispatch`) gets one here, created
  * idempotently under `callIdForJob` (the room sid) when the job starts, with no owner: only admin keys
  * see it in `GET /v1/calls`. The engine also ends such a record itself when its call ends, because no
- * `POST /v1/calls/:id/end` or webhook handler may ever hear of it.
+ * `POST /v1/calls/:id/end` or webhook handler may ever hear of it. A REST-created call's record stays
+ * the control plane's (ended by `/end`, webhooks, reconciliation), as in the embedded default.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { DispatchedJob } from '../engine/dispatch/worker-events.ts';
@@ -35,6 +36,8 @@ export class JobHost {
   readonly options: JobHostOptions;
   /** callId -> jobId of the calls this engine hosts for LiveKit. */
   #jobs = new Map<string, string>();
+  /** Calls whose record this engine made (a dispatch the API never saw): it also ends them. */
+  #recordsOwned = new Set<string>();
   #unsubscribe: () => void;
 
   constructor(options: JobHostOptions) {
@@ -45,14 +48,15 @@ export class JobHost {
       if (jobId === undefined) return;
       this.#jobs.delete(event.callId);
       options.endJob(jobId);
-      if (!CALL_CONTINUES.has(event.data.reason)) void this.#endRecord(event.callId, event.data.reason);
+      const owned = this.#recordsOwned.delete(event.callId);
+      if (owned && !CALL_CONTINUES.has(event.data.reason)) void this.#endRecord(event.callId, event.data.reason);
     });
   }
 
   /** For `AgentWorker.onJob`: resolves once the bot is in the room and listening. */
   async host(job: DispatchedJob): Promise<void> {
     const meta = parseDispatchMetadata(job.metadata);
-    await this.#ensureRecord(job);
+    if (await this.#ensureRecord(job)) this.#recordsOwned.add(job.callId);
     this.#jobs.set(job.callId, job.jobId);
     try {
       await this.options.engine.startBot({
@@ -64,6 +68,7 @@ export class JobHost {
       });
     } catch (error) {
       this.#jobs.delete(job.callId);
+      this.#recordsOwned.delete(job.callId);
       throw error;
     }
   }
@@ -82,10 +87,12 @@ export class JobHost {
     this.#unsubscribe();
   }
 
-  async #ensureRecord(job: DispatchedJob): Promise<void> {
+  /** Whether the call's record is a dispatch's (made here or by an earlier job into the same room). */
+  async #ensureRecord(job: DispatchedJob): Promise<boolean> {
     const { store, log } = this.options;
     try {
-      if ((await store.getCall(job.callId)) !== null) return;
+      const existing = await store.getCall(job.callId);
+      if (existing !== null) return existing.metadata[META_DISPATCH] !== undefined;
       await store.createCall({
         callId: job.callId,
         roomName: job.roomName,
@@ -93,19 +100,22 @@ export class JobHost {
         metadata: { [META_DISPATCH]: { jobId: job.jobId, dispatchId: job.dispatchId, agentName: job.agentName, roomSid: job.roomSid } },
       });
       log.info({ callId: job.callId, roomName: job.roomName, jobId: job.jobId }, 'dispatched call recorded');
+      return true;
     } catch (error) {
       // Two jobs into one room (a re-dispatch): the other created it first. Anything else: the store
       // is down; the call is answered all the same and its events wait in the outbox.
-      if (error instanceof VoiceError && error.code === 'VE_CALL_EXISTS') return;
+      if (error instanceof VoiceError && error.code === 'VE_CALL_EXISTS') return true;
       log.warn({ err: error, callId: job.callId }, 'could not record the dispatched call; hosting it anyway');
+      return false;
     }
   }
 
   async #endRecord(callId: string, reason: string): Promise<void> {
     try {
-      await this.options.store.updateCall(callId, { state: 'ended', endedAt: new Date().toISOString(), endReason: reason }, { ifState: ['created', 'active', 'human'] });
+      // Not from `human`: a call handed to a dispatcher goes on without its bot.
+      await this.options.store.updateCall(callId, { state: 'ended', endedAt: new Date().toISOString(), endReason: reason }, { ifState: ['created', 'active'] });
     } catch (error) {
-      // Already ended by the API or a webhook: nothing to do.
+      // Already ended by the API or a webhook, or handed to a human: not the engine's to end.
       if (error instanceof VoiceError && error.code === 'VE_CALL_STATE_CONFLICT') return;
       this.options.log.warn({ err: error, callId }, 'could not mark the dispatched call ended');
     }

@@ -144,7 +144,12 @@ export async function startApiServer(config: Config, log: ProgressLog): Promise<
   const closeAll = closer(cleanup, log);
   try {
     const { store, outbox } = openStoreAndOutbox(config, cleanup);
-    const engine = new DispatchEngine({ livekit: config.livekit, agentName: config.livekit.agentName, maxCalls: config.engine.maxCalls });
+    const engine = new DispatchEngine({
+      livekit: config.livekit,
+      agentName: config.livekit.agentName,
+      maxCalls: config.engine.maxCalls,
+      roomOf: async (callId) => (await store.getCall(callId))?.roomName,
+    });
     const plane = await startControlPlane(config, { store, outbox, engine, runtime: undefined }, cleanup);
     let closing: Promise<void> | undefined;
     return { ...plane, close: () => (closing ??= closeAll()) };

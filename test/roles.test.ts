@@ -114,17 +114,19 @@ describe('npm start -- --role api and --role engine, sharing LiveKit and MongoDB
     expect(call.roomName).toBe(body.roomName);
     expect(call.transcript.find((s) => s.speaker === 'caller')?.text).toMatch(/utterance 1/);
 
-    // Ending through the API deletes the room; the engine sees its call end and LiveKit's job with it.
+    // Transcriber mode needs the call's engine, which lives in another process: said so, not "failed".
+    const transcriber = await api.api(`/v1/calls/${body.callId}/handoff`, { method: 'POST', json: { botMode: 'transcriber' } });
+    expect(transcriber.status).toBe(501);
+    expect(((await transcriber.json()) as { error: { code: string } }).error.code).toBe('VE_ENGINE_REMOTE');
+    // Removing the bot works across processes: the API removes it from the room, its engine ends the call.
+    const removed = await api.api(`/v1/calls/${body.callId}/handoff`, { method: 'POST', json: { botMode: 'remove' } });
+    expect(removed.status).toBe(200);
+    await waitFor('the bot to leave the room', () => !caller.room.remoteParticipants.has(`bot-${body.callId}`), 10_000);
+    await waitFor('the engine to drop the call', async () => /^ve_engine_calls_active 0$/m.test(await (await fetch(`${engine.baseUrl}/metrics`)).text()), 10_000);
+    expect((await readCall(body.callId)).state).toBe('human');
     const ended = await api.api(`/v1/calls/${body.callId}/end`, { method: 'POST' });
     expect(ended.status).toBe(200);
-    await waitFor('the engine to drop the call', async () => /^ve_engine_calls_active 0$/m.test(await (await fetch(`${engine.baseUrl}/metrics`)).text()), 15_000);
-    // Handoff needs the call's engine, which lives in another process: said so, not "failed".
-    const other = await api.api('/v1/calls', { method: 'POST', json: {} });
-    const otherId = ((await other.json()) as { callId: string }).callId;
-    const handoff = await api.api(`/v1/calls/${otherId}/handoff`, { method: 'POST', json: { botMode: 'transcriber' } });
-    expect(handoff.status).toBe(501);
-    expect(((await handoff.json()) as { error: { code: string } }).error.code).toBe('VE_ENGINE_REMOTE');
-    await api.api(`/v1/calls/${otherId}/end`, { method: 'POST' });
+    expect((await readCall(body.callId)).state).toBe('ended');
   }, 80_000);
 
   it('a dispatch made directly with livekit-server-sdk into a fresh room is answered and recorded, visible to admin keys only', async () => {
