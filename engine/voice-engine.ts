@@ -13,6 +13,7 @@ import { CallEvents } from './call/call-events.ts';
 import { CallRecorder } from './call/call-recorder.ts';
 import { AGENT_STATE_ATTRIBUTE, CALLER_SAMPLE_RATE, LiveKitTransport, type LiveKitTransportOptions } from './transport/livekit-transport.ts';
 import { botIdentity } from './transport/bot-identity.ts';
+import { botModeFromRoomMetadata } from './transport/room-signal.ts';
 import type { SpeechToText } from './providers/stt.ts';
 import type { LanguageModel } from './providers/llm.ts';
 import type { TextToSpeech } from './providers/tts.ts';
@@ -131,6 +132,11 @@ export class VoiceEngine implements CallEngine {
             hosted?.recorder?.caller(pcm);
           },
           onCallerLeft: () => void this.#end(req.callId, 'caller_left'),
+          // The api role's handoff, from another process (server/dispatch-engine.ts).
+          onRoomMetadata: (metadata) => {
+            const mode = botModeFromRoomMetadata(metadata);
+            if (mode !== undefined) voice?.setMode(mode);
+          },
           onReconnected: (downMs) => voice?.events.emit('error', { stage: 'transport', code: 'VE_LIVEKIT_RECONNECTED', downMs: Math.round(downMs), recovered: true }),
         },
       );

@@ -10,9 +10,9 @@
  * - stop (`/end`, handoff with the bot removed): the bot participant is removed from its room
  *   (`RoomServiceClient.removeParticipant`); its engine sees it leave and ends the call, and LiveKit
  *   ends the job. `/end` then deletes the room as ever.
- * - bot mode `transcriber` and engine-side recording: not built across processes; they answer 501
- *   `VE_ENGINE_REMOTE`. (The way to build it: a room-level signal the bot reads, e.g. room metadata,
- *   which reaches the bot's Room as `RoomMetadataChanged`.)
+ * - bot mode `transcriber`: the room's metadata carries it (engine/transport/room-signal.ts); LiveKit
+ *   delivers the update to the bot's Room as `RoomMetadataChanged` on whichever engine hosts it.
+ * - engine-side recording: not built across processes; it answers 501 `VE_ENGINE_REMOTE`.
  * - live event streams: the engines write events to the store; this process serves history from it,
  *   but its live SSE/WebSocket streams see no events of remote calls (issue 12 item 4).
  * - capacity: admission from the workers' reports is issue 12 item 6; until then this process admits
@@ -21,7 +21,8 @@
 import { AgentDispatchClient, RoomServiceClient, ServerError } from 'livekit-server-sdk';
 import { botIdentity } from '../engine/transport/bot-identity.ts';
 import type { CallEngine, EngineCapacity, StartBotRequest } from '../engine/call-engine.ts';
-import type { EngineEventListener } from '../engine/events.ts';
+import type { BotMode, EngineEventListener } from '../engine/events.ts';
+import { roomMetadataWithBotMode } from '../engine/transport/room-signal.ts';
 import { ApiError } from './errors.ts';
 
 /** What a REST-created call's dispatch carries to the engine that takes the job. */
@@ -104,8 +105,19 @@ export class DispatchEngine implements CallEngine {
     }
   }
 
-  async setBotMode(callId: string): Promise<void> {
-    throw remote(callId, 'changing the bot mode');
+  /**
+   * Asks the bot through the room's metadata (engine/transport/room-signal.ts); resolves once LiveKit
+   * took the update, not once the bot applied it (its `bot_mode` event says so, in the store).
+   */
+  async setBotMode(callId: string, mode: BotMode): Promise<void> {
+    const roomName = await this.#roomOf(callId);
+    if (roomName === undefined) throw new ApiError('VE_CALL_NOT_FOUND');
+    try {
+      const [room] = await this.#rooms.listRooms([roomName]);
+      await this.#rooms.updateRoomMetadata(roomName, roomMetadataWithBotMode(room?.metadata ?? '', mode));
+    } catch (err) {
+      throw new ApiError('VE_LIVEKIT_UNAVAILABLE', 'LiveKit updateRoomMetadata failed', { cause: err });
+    }
   }
 
   async startRecording(callId: string): Promise<void> {

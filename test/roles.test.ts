@@ -114,10 +114,32 @@ describe('npm start -- --role api and --role engine, sharing LiveKit and MongoDB
     expect(call.roomName).toBe(body.roomName);
     expect(call.transcript.find((s) => s.speaker === 'caller')?.text).toMatch(/utterance 1/);
 
-    // Transcriber mode needs the call's engine, which lives in another process: said so, not "failed".
+    // Engine-side recording needs the call's engine, which lives in another process: said so, not "failed".
+    const recording = await api.api(`/v1/calls/${body.callId}/recording/start`, { method: 'POST' });
+    expect(recording.status).toBe(501);
+    expect(((await recording.json()) as { error: { code: string } }).error.code).toBe('VE_ENGINE_REMOTE');
+
+    // Transcriber mode crosses processes through the room's metadata: the bot stays, silent, and the
+    // caller's words are still transcribed into the store.
+    const botSegments = call.transcript.filter((s) => s.speaker === 'bot').length;
     const transcriber = await api.api(`/v1/calls/${body.callId}/handoff`, { method: 'POST', json: { botMode: 'transcriber' } });
-    expect(transcriber.status).toBe(501);
-    expect(((await transcriber.json()) as { error: { code: string } }).error.code).toBe('VE_ENGINE_REMOTE');
+    expect(transcriber.status).toBe(200);
+    const spoken = caller.say(synthesizeSpeech('This is the dispatcher speaking now, thank you.', { sampleRate: 48_000 }));
+    await spoken.done;
+    const afterHandoff = await waitFor(
+      'the second caller turn in the store',
+      async () => {
+        const c = await readCall(body.callId);
+        return c.transcript.filter((s) => s.speaker === 'caller').length >= 2 ? c : null;
+      },
+      20_000,
+    );
+    // Long enough for the stand-in LLM and TTS to have answered had the bot still been active (< 1 s).
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(caller.firstAudible(spoken.startedAt)).toBeNull();
+    expect((await readCall(body.callId)).transcript.filter((s) => s.speaker === 'bot')).toHaveLength(botSegments);
+    expect(afterHandoff.state).toBe('human');
+
     // Removing the bot works across processes: the API removes it from the room, its engine ends the call.
     const removed = await api.api(`/v1/calls/${body.callId}/handoff`, { method: 'POST', json: { botMode: 'remove' } });
     expect(removed.status).toBe(200);
