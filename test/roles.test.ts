@@ -39,7 +39,8 @@ beforeAll(async () => {
   };
   // Started side by side: the engine's model warm-up is the long part.
   [api, engine] = await Promise.all([
-    startEngineProcess({ ...shared, API_KEYS: `main-test-key-0123456789abcdef:tester:admin,${CALLS_KEY}:dispatch` }, { args: ['--role', 'api'] }),
+    // The polls below would pass the default per-key rate limit.
+    startEngineProcess({ ...shared, API_KEYS: `main-test-key-0123456789abcdef:tester:admin,${CALLS_KEY}:dispatch`, RATE_LIMIT_MAX: '100000' }, { args: ['--role', 'api'] }),
     startEngineProcess(shared, { args: ['--role', 'engine'] }),
   ]);
 }, 120_000);
@@ -88,6 +89,36 @@ async function transcriptWithAnswer(callId: string): Promise<CallDetail> {
   );
 }
 
+/**
+ * The stored event containing `needle`, read through the API's SSE route, which replays the store.
+ * Re-opened until it shows: the api role has no live events of remote calls (README: Roles), so an
+ * event written after a stream opened never reaches that stream.
+ */
+async function storedEventText(callId: string, needle: string, timeoutMs: number): Promise<string> {
+  const deadline = performance.now() + timeoutMs;
+  let text = '';
+  while (performance.now() < deadline) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), 1000);
+    text = '';
+    try {
+      const res = await api.api(`/v1/calls/${callId}/events`, { signal: abort.signal });
+      const decoder = new TextDecoder();
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        text += decoder.decode(chunk, { stream: true });
+        const at = text.indexOf(needle);
+        if (at >= 0) return text.slice(text.lastIndexOf('\n', at), text.indexOf('\n', at));
+      }
+    } catch (error) {
+      if (!abort.signal.aborted) throw error;
+    } finally {
+      clearTimeout(timer);
+      abort.abort();
+    }
+  }
+  throw new Error(`no ${needle} among the stored events of ${callId} within ${timeoutMs} ms (last read: ${text.slice(-300)})`);
+}
+
 describe('npm start -- --role api and --role engine, sharing LiveKit and MongoDB', () => {
   it('the api role refuses to start without MONGODB_URI (the embedded store is one process\'s)', async () => {
     await expect(startEngineProcess({ LIVEKIT_URL: url }, { args: ['--role', 'api'] })).rejects.toThrow(/ROLE=api needs MONGODB_URI/);
@@ -124,6 +155,8 @@ describe('npm start -- --role api and --role engine, sharing LiveKit and MongoDB
     const botSegments = call.transcript.filter((s) => s.speaker === 'bot').length;
     const transcriber = await api.api(`/v1/calls/${body.callId}/handoff`, { method: 'POST', json: { botMode: 'transcriber' } });
     expect(transcriber.status).toBe(200);
+    // The engine applied it: its `bot_mode` event reached the store (replayed by the API's SSE route).
+    expect(await storedEventText(body.callId, '"type":"bot_mode"', 10_000)).toContain('"mode":"transcriber"');
     const spoken = caller.say(synthesizeSpeech('This is the dispatcher speaking now, thank you.', { sampleRate: 48_000 }));
     await spoken.done;
     const afterHandoff = await waitFor(
@@ -134,8 +167,9 @@ describe('npm start -- --role api and --role engine, sharing LiveKit and MongoDB
       },
       20_000,
     );
-    // Long enough for the stand-in LLM and TTS to have answered had the bot still been active (< 1 s).
-    await new Promise((r) => setTimeout(r, 2000));
+    // Long enough for the bot to have answered had it still been active: Smart Turn's silence
+    // fallback (3 s) plus the stand-in LLM and TTS (< 1 s).
+    await new Promise((r) => setTimeout(r, 4500));
     expect(caller.firstAudible(spoken.startedAt)).toBeNull();
     expect((await readCall(body.callId)).transcript.filter((s) => s.speaker === 'bot')).toHaveLength(botSegments);
     expect(afterHandoff.state).toBe('human');
