@@ -434,6 +434,21 @@ export function loadConfig(
   return deepFreeze(config);
 }
 
+/**
+ * The command line: `--role <all|api|engine>` (or `--role=<role>`) sets `ROLE` for this process, so
+ * that `npm start -- --role engine` reads like what it does. Anything else is refused.
+ */
+export function roleFromArgs(args: readonly string[]): { ROLE?: string } {
+  let role: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--role' && i + 1 < args.length) role = args[++i];
+    else if (arg.startsWith('--role=')) role = arg.slice('--role='.length);
+    else throw new Error(`unknown argument ${JSON.stringify(arg)}; usage: npm start [-- --role all|api|engine]`);
+  }
+  return role === undefined ? {} : { ROLE: role };
+}
+
 /** Lines to log once at start-up (the generated dev key, a CI run without keys). */
 export function startupNotices(config: Config): string[] {
   const notices: string[] = [];

@@ -14,7 +14,7 @@ import type { CallEngine } from '../engine/call-engine.ts';
 import { DispatchEngine } from './dispatch-engine.ts';
 import { startEngineWorker } from './engine-role.ts';
 import { buildApp } from './app.ts';
-import { loadConfig, startupNotices, type Config } from './config.ts';
+import { loadConfig, roleFromArgs, startupNotices, type Config } from './config.ts';
 import { createLiveKitClients } from './livekit.ts';
 import { ensureLiveKitBinary, freeLoopbackPort, MIN_SECRET_LENGTH, startLocalLiveKit, type LocalLiveKit } from './local-livekit.ts';
 import { outboxPort } from './outbox-port.ts';
@@ -201,21 +201,6 @@ export function banner(server: RunningServer): string {
   }
   lines.push('  Stop with Ctrl-C.', '=================================================================', '');
   return lines.join('\n');
-}
-
-/**
- * The command line: `--role <all|api|engine>` (or `--role=<role>`) sets `ROLE` for this process, so
- * that `npm start -- --role engine` reads like what it does. Anything else is refused.
- */
-export function roleFromArgs(args: readonly string[]): { ROLE?: string } {
-  let role: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === '--role' && i + 1 < args.length) role = args[++i];
-    else if (arg.startsWith('--role=')) role = arg.slice('--role='.length);
-    else throw new Error(`unknown argument ${JSON.stringify(arg)}; usage: npm start [-- --role all|api|engine]`);
-  }
-  return role === undefined ? {} : { ROLE: role };
 }
 
 /** What main() holds of a started process, whatever its role. */
