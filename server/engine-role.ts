@@ -43,8 +43,9 @@ export async function startEngineWorker(config: Config, progress: ProgressLog): 
     const { store, outbox } = openStoreAndOutbox(config, cleanup);
     const { engine, media } = await startVoiceEngine(config, progress, cleanup, (error) => log.warn({ err: error }, 'engine event listener failed'));
     const port = outboxPort(outbox, log);
-    const disconnect = engine.onEvent((event) => port.enqueue(event));
-    cleanup.push({ what: 'engine events', close: async () => disconnect() });
+    // Never unsubscribed: the engine closes before the outbox, and the `call_ended` of every call it
+    // closes must still reach the journal.
+    engine.onEvent((event) => port.enqueue(event));
 
     let worker: AgentWorker | undefined;
     const jobs = new JobHost({ engine, store, log, endJob: (jobId) => worker?.endJob(jobId) });
