@@ -18,6 +18,11 @@ export interface StartBotRequest {
   roomName: string;
   callerIdentity?: string;
   instructions?: string;
+  /**
+   * Join with this URL and token instead of a token the engine mints: a LiveKit agent job's
+   * assignment (engine/dispatch). The token must carry `botIdentity(callId)` as its identity.
+   */
+  join?: { url: string; token: string };
 }
 
 export interface CallEngine {

@@ -13,6 +13,7 @@ import { CallEvents } from './call/call-events.ts';
 import { CallRecorder } from './call/call-recorder.ts';
 import { AGENT_STATE_ATTRIBUTE, CALLER_SAMPLE_RATE, LiveKitTransport, type LiveKitTransportOptions } from './transport/livekit-transport.ts';
 import { botIdentity } from './transport/bot-identity.ts';
+import { botModeFromRoomMetadata } from './transport/room-signal.ts';
 import type { SpeechToText } from './providers/stt.ts';
 import type { LanguageModel } from './providers/llm.ts';
 import type { TextToSpeech } from './providers/tts.ts';
@@ -120,9 +121,10 @@ export class VoiceEngine implements CallEngine {
       transport = await LiveKitTransport.connect(
         {
           ...this.options.transport,
-          url: this.options.livekit.url,
+          url: req.join?.url ?? this.options.livekit.url,
           callerIdentity: req.callerIdentity,
-          token: () => this.#agentToken(req.callId, req.roomName),
+          // A job's token is LiveKit's own (about an hour): reconnects inside a call reuse it.
+          token: req.join !== undefined ? () => Promise.resolve(req.join!.token) : () => this.#agentToken(req.callId, req.roomName),
         },
         {
           onCallerAudio: (pcm) => {
@@ -130,6 +132,11 @@ export class VoiceEngine implements CallEngine {
             hosted?.recorder?.caller(pcm);
           },
           onCallerLeft: () => void this.#end(req.callId, 'caller_left'),
+          // The api role's handoff, from another process (server/dispatch-engine.ts).
+          onRoomMetadata: (metadata) => {
+            const mode = botModeFromRoomMetadata(metadata);
+            if (mode !== undefined) voice?.setMode(mode);
+          },
           onReconnected: (downMs) => voice?.events.emit('error', { stage: 'transport', code: 'VE_LIVEKIT_RECONNECTED', downMs: Math.round(downMs), recovered: true }),
         },
       );

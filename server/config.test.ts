@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, SETTINGS, loadConfig, startupNotices } from './config.ts';
+import { ConfigError, SETTINGS, loadConfig, roleFromArgs, startupNotices } from './config.ts';
 import { SETTINGS_DOC_PATH, renderSettingsMarkdown } from './settings-doc.ts';
 
 const KEY = 'k'.repeat(20);
@@ -140,5 +140,27 @@ describe('SETTINGS', () => {
     };
     walk(root);
     expect(offenders).toEqual([]);
+  });
+});
+
+describe('ROLE', () => {
+  it('defaults to the embedded all-in-one process', () => {
+    expect(loadConfig({ API_KEYS: KEY }).role).toBe('all');
+  });
+
+  it('api and engine need LIVEKIT_URL and MONGODB_URI, and say why', () => {
+    expect(() => loadConfig({ API_KEYS: KEY, ROLE: 'engine' })).toThrow(/ROLE=engine needs LIVEKIT_URL[\s\S]*ROLE=engine needs MONGODB_URI.*one process's/);
+    const config = loadConfig({ API_KEYS: KEY, ROLE: 'api', LIVEKIT_URL: 'ws://lk:7880', MONGODB_URI: 'mongodb://db/voice' });
+    expect(config.role).toBe('api');
+    expect(() => loadConfig({ API_KEYS: KEY, ROLE: 'worker' })).toThrow(/ROLE/);
+  });
+
+  it('--role on the command line overrides the environment', () => {
+    expect(roleFromArgs([])).toEqual({});
+    expect(roleFromArgs(['--role', 'engine'])).toEqual({ ROLE: 'engine' });
+    expect(roleFromArgs(['--role=api'])).toEqual({ ROLE: 'api' });
+    expect(() => roleFromArgs(['--rol', 'api'])).toThrow(/unknown argument/);
+    const env = { API_KEYS: KEY, ROLE: 'all', LIVEKIT_URL: 'ws://lk:7880', MONGODB_URI: 'mongodb://db/voice' };
+    expect(loadConfig(env, roleFromArgs(['--role', 'engine'])).role).toBe('engine');
   });
 });

@@ -18,6 +18,7 @@ export interface SettingSpec {
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
+  { section: 'Roles', name: 'ROLE', default: 'all', description: 'What this process runs (`npm start -- --role <role>` sets it too). `all`: the embedded default, one process with the API, a local LiveKit when `LIVEKIT_URL` is unset, one engine and the embedded store. `api`: only the control plane; a call is a room plus an agent dispatch to `AGENT_NAME`, taken by whichever engine process LiveKit picks. `engine`: only an engine, registered with LiveKit as an agent worker under `AGENT_NAME`, serving `/healthz` and `/metrics` on `HOST:PORT`; any number of them, on any box. `api` and `engine` need `LIVEKIT_URL` and `MONGODB_URI` (the store they share; the embedded store is one process\'s).' },
   { section: 'HTTP', name: 'HOST', default: '127.0.0.1', description: 'Address the HTTP API listens on.' },
   { section: 'HTTP', name: 'PORT', default: '8080', description: 'TCP port of the HTTP API (0 picks a free port).' },
   { section: 'HTTP', name: 'BODY_LIMIT_BYTES', default: '65536', description: 'Largest accepted request body; larger bodies get 413 `VE_BODY_TOO_LARGE`.' },
@@ -92,7 +93,12 @@ export interface ApiKey {
 
 export type Backend = 'wasm' | 'native';
 
+/** What one process runs; see the `ROLE` setting. */
+export type Role = 'all' | 'api' | 'engine';
+export const ROLES: readonly Role[] = ['all', 'api', 'engine'];
+
 export interface Config {
+  role: Role;
   http: { host: string; port: number; bodyLimitBytes: number; logLevel: string };
   auth: {
     apiKeys: readonly ApiKey[];
@@ -307,8 +313,12 @@ function deepFreeze<T>(value: T): T {
  * Reads and validates every setting. Throws one `ConfigError` listing all problems. The result is deeply
  * frozen. Pass an explicit object in tests; `process.env` is only the default.
  */
-export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
-  const r = new Reader(env);
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  /** Settings given on the command line (`--role`), over the environment's. */
+  overrides: Readonly<Record<string, string>> = {},
+): Config {
+  const r = new Reader({ ...env, ...overrides });
   const ci = r.optional('CI');
   const isCi = ci !== undefined && !['0', 'false', 'no', 'off'].includes(ci.toLowerCase());
   const nodeEnv = r.string('NODE_ENV');
@@ -344,7 +354,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     r.problems.push('VAD_STOP_THRESHOLD must not be above VAD_START_THRESHOLD');
   }
 
+  const role = r.oneOf('ROLE', ROLES);
+  if (role !== 'all') {
+    // The split roles share LiveKit and the store with other processes; nothing local will do.
+    if (r.optional('LIVEKIT_URL') === undefined) r.problems.push(`ROLE=${role} needs LIVEKIT_URL (the LiveKit server every process shares)`);
+    if (r.optional('MONGODB_URI') === undefined) {
+      r.problems.push(`ROLE=${role} needs MONGODB_URI: the api and engine processes share the call store, and the embedded store (node:sqlite) is one process's`);
+    }
+  }
+
   const config: Config = {
+    role,
     http: {
       host: r.string('HOST'),
       port: r.int('PORT', 0, 65_535),
@@ -412,6 +432,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return deepFreeze(config);
+}
+
+/**
+ * The command line: `--role <all|api|engine>` (or `--role=<role>`) sets `ROLE` for this process, so
+ * that `npm start -- --role engine` reads like what it does. Anything else is refused.
+ */
+export function roleFromArgs(args: readonly string[]): { ROLE?: string } {
+  let role: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--role' && i + 1 < args.length) role = args[++i];
+    else if (arg.startsWith('--role=')) role = arg.slice('--role='.length);
+    else throw new Error(`unknown argument ${JSON.stringify(arg)}; usage: npm start [-- --role all|api|engine]`);
+  }
+  return role === undefined ? {} : { ROLE: role };
 }
 
 /** Lines to log once at start-up (the generated dev key, a CI run without keys). */

@@ -46,7 +46,7 @@ const ELSEWHERE: Record<string, string> = {
 };
 
 /** Sections whose settings the engine does not read; a new section must be placed here or above. */
-const NOT_ENGINE_SECTIONS = ['HTTP', 'Auth', 'LiveKit', 'Storage', 'Providers'];
+const NOT_ENGINE_SECTIONS = ['HTTP', 'Auth', 'Roles', 'LiveKit', 'Storage', 'Providers'];
 const ENGINE_SECTIONS = ['Engine', 'Barge-in'];
 
 describe('engineOptions', () => {

@@ -43,6 +43,7 @@ export const ERROR_CATALOGUE = {
   VE_LIVEKIT_UNAVAILABLE: { status: 502, retryable: true, message: 'The LiveKit server did not answer as expected' },
   VE_BOT_START_FAILED: { status: 502, retryable: true, message: 'The voice engine could not start the bot' },
   VE_ENGINE_FAILED: { status: 502, retryable: true, message: 'The voice engine failed the request' },
+  VE_ENGINE_REMOTE: { status: 501, retryable: false, message: 'This action needs the engine in this process (the api role has none)' },
   VE_AT_CAPACITY: { status: 503, retryable: true, message: 'The engine is at capacity; retry later' },
   VE_EGRESS_UNAVAILABLE: { status: 503, retryable: true, message: 'The LiveKit egress service is unavailable' },
   VE_STORE_UNAVAILABLE: { status: 503, retryable: true, message: 'The call store is unavailable' },

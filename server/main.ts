@@ -8,20 +8,22 @@
 import { randomBytes } from 'node:crypto';
 import { dispose } from '@livekit/rtc-node';
 import type { FastifyInstance } from 'fastify';
-import { MediaEngine } from '../engine/media-engine.ts';
-import { VoiceEngine } from '../engine/voice-engine.ts';
+import type { MediaEngine } from '../engine/media-engine.ts';
+import type { VoiceEngine } from '../engine/voice-engine.ts';
+import type { CallEngine } from '../engine/call-engine.ts';
+import { DispatchEngine } from './dispatch-engine.ts';
+import { startEngineWorker } from './engine-role.ts';
 import { buildApp } from './app.ts';
-import { loadConfig, startupNotices, type Config } from './config.ts';
-import { engineOptions, resolveEngineModels } from './engine-options.ts';
+import { loadConfig, roleFromArgs, startupNotices, type Config } from './config.ts';
 import { createLiveKitClients } from './livekit.ts';
 import { ensureLiveKitBinary, freeLoopbackPort, MIN_SECRET_LENGTH, startLocalLiveKit, type LocalLiveKit } from './local-livekit.ts';
 import { outboxPort } from './outbox-port.ts';
 import { reconcileCalls } from './reconcile-calls.ts';
-import { startProviders, type Providers } from './providers.ts';
+import type { Providers } from './providers.ts';
 import type { RuntimeInfo } from './routes/console.ts';
-import { openCallStore } from './store/open-store.ts';
 import { FAULT_EXIT_CODE, installProcessFaultHandlers } from './process-faults.ts';
-import { Outbox } from './store/outbox.ts';
+import type { Outbox } from './store/outbox.ts';
+import { closer, openStoreAndOutbox, startVoiceEngine, type Cleanup, type ProgressLog } from './process-parts.ts';
 import type { CallStore } from './store/call-store.ts';
 
 export interface RunningServer {
@@ -42,8 +44,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Start-up progress lines, before the app's own logger exists. */
-export type ProgressLog = (line: string) => void;
+export type { ProgressLog };
 
 function withOverrides(config: Config, http: Partial<Config['http']>, livekit: Partial<Config['livekit']>): Config {
   return Object.freeze({ ...config, http: Object.freeze({ ...config.http, ...http }), livekit: Object.freeze({ ...config.livekit, ...livekit }) });
@@ -51,18 +52,8 @@ function withOverrides(config: Config, http: Partial<Config['http']>, livekit: P
 
 /** Starts every part; on failure, closes what already started and rethrows. */
 export async function startServer(loaded: Config, log: ProgressLog): Promise<RunningServer> {
-  const cleanup: Array<{ what: string; close: () => Promise<unknown> }> = [];
-  const closeAll = async (): Promise<void> => {
-    // Reverse start order: the app stops taking requests before the engine goes, the store last but LiveKit.
-    for (const step of cleanup.reverse()) {
-      try {
-        await step.close();
-      } catch (error) {
-        log(`closing ${step.what} failed: ${(error as Error).message}`);
-      }
-    }
-    cleanup.length = 0;
-  };
+  const cleanup: Cleanup = [];
+  const closeAll = closer(cleanup, log);
   try {
     let config = loaded;
     let localLiveKit: LocalLiveKit | null = null;
@@ -79,32 +70,11 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       config = withOverrides(config, { port }, { url: localLiveKit.url, apiSecret });
     }
 
-    const store: CallStore = openCallStore({ dataDir: config.store.dataDir, mongodbUri: config.store.mongodbUri });
-    cleanup.push({ what: 'store', close: () => store.close() });
-    const outbox = Outbox.open({ dataDir: config.store.dataDir, store });
-    cleanup.push({ what: 'outbox', close: () => outbox.close() });
-
-    log('resolving models ...');
-    const models = await resolveEngineModels(config, log);
-    const { vadPath, smartTurnPath } = models;
-    const options = engineOptions(config, models);
-
-    const providers = await startProviders(config.providers);
-    cleanup.push({ what: 'provider stand-ins', close: () => providers.close() });
-
-    log(`starting the media engine (${config.engine.workers} media + ${config.engine.turnWorkers} Smart Turn workers, warming up) ...`);
-    const media = await MediaEngine.start(options.media);
-    cleanup.push({ what: 'media engine', close: () => media.close() });
+    const { store, outbox } = openStoreAndOutbox(config, cleanup);
 
     let app: FastifyInstance | undefined;
-    const engine = new VoiceEngine({
-      ...options.voice,
-      media,
-      livekit: { url: config.livekit.url, apiKey: config.livekit.apiKey, apiSecret: config.livekit.apiSecret },
-      providers: { stt: providers.stt, llm: providers.llm, tts: providers.tts },
-      onListenerError: (error) => app?.log.warn({ err: error }, 'engine event listener failed'),
-    });
-    cleanup.push({ what: 'voice engine', close: () => engine.close() });
+    const { engine, media, providers, models } = await startVoiceEngine(config, log, cleanup, (error) => app?.log.warn({ err: error }, 'engine event listener failed'));
+    const { vadPath, smartTurnPath } = models;
 
     const runtime: RuntimeInfo = {
       livekit: { url: config.livekit.url, local: localLiveKit !== null },
@@ -113,27 +83,76 @@ export async function startServer(loaded: Config, log: ProgressLog): Promise<Run
       engine: { vadBackend: config.engine.vadBackend, smartTurnBackend: config.engine.smartTurnBackend, workers: config.engine.workers, turnWorkers: config.engine.turnWorkers },
       providers: providers.info,
     };
-    const warnLog = { warn: (obj: unknown, msg?: string) => app?.log.warn(obj, msg) };
-    const livekit = createLiveKitClients(config.livekit);
-    app = await buildApp({ config, store, outbox: outboxPort(outbox, warnLog), engine, livekit, runtime });
-    const listening = app;
-    cleanup.push({ what: 'HTTP app', close: () => listening.close() });
-    // Calls whose room vanished while this node was down would otherwise stay live for ever.
-    await reconcileCalls({ store, livekit }).then(
-      ({ checked, ended }) => listening.log.info({ checked, ended: ended.length }, 'start-up reconciliation of live calls done'),
-      (error: unknown) => listening.log.warn({ err: error }, 'start-up reconciliation of live calls failed; calls whose room is gone stay live'),
-    );
-    await app.listen({ host: config.http.host, port: config.http.port });
-    const address = app.server.address();
-    const port = address !== null && typeof address === 'object' ? address.port : config.http.port;
-    const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
-    const baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    config = withOverrides(config, { port }, {});
-    const devKey = config.auth.generatedDevKey;
-    const pageUrl = `${baseUrl}/console/${devKey !== undefined ? `#key=${devKey}` : ''}`;
+    const plane = await startControlPlane(config, { store, outbox, engine, runtime }, cleanup);
+    app = plane.app;
+    config = plane.config;
+    const { baseUrl, pageUrl } = plane;
 
     let closing: Promise<void> | undefined;
     return { config, app, baseUrl, pageUrl, runtime, engine, media, providers, localLiveKit, close: () => (closing ??= closeAll()) };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/** The HTTP app over an engine (in this process, or dispatching to engine processes), listening. */
+async function startControlPlane(
+  loaded: Config,
+  deps: { store: CallStore; outbox: Outbox; engine: CallEngine; runtime: RuntimeInfo | undefined },
+  cleanup: Cleanup,
+): Promise<{ app: FastifyInstance; config: Config; baseUrl: string; pageUrl: string }> {
+  let config = loaded;
+  const { store, outbox, engine, runtime } = deps;
+  let app: FastifyInstance | undefined;
+  const warnLog = { warn: (obj: unknown, msg?: string) => app?.log.warn(obj, msg) };
+  const livekit = createLiveKitClients(config.livekit);
+  app = await buildApp({ config, store, outbox: outboxPort(outbox, warnLog), engine, livekit, runtime });
+  const listening = app;
+  cleanup.push({ what: 'HTTP app', close: () => listening.close() });
+  // Calls whose room vanished while this node was down would otherwise stay live for ever.
+  await reconcileCalls({ store, livekit }).then(
+    ({ checked, ended }) => listening.log.info({ checked, ended: ended.length }, 'start-up reconciliation of live calls done'),
+    (error: unknown) => listening.log.warn({ err: error }, 'start-up reconciliation of live calls failed; calls whose room is gone stay live'),
+  );
+  await app.listen({ host: config.http.host, port: config.http.port });
+  const address = app.server.address();
+  const port = address !== null && typeof address === 'object' ? address.port : config.http.port;
+  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  const baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  config = withOverrides(config, { port }, {});
+  const devKey = config.auth.generatedDevKey;
+  const pageUrl = `${baseUrl}/console/${devKey !== undefined ? `#key=${devKey}` : ''}`;
+  return { app, config, baseUrl, pageUrl };
+}
+
+/** The control plane of `--role api`. */
+export interface RunningApi {
+  config: Config;
+  app: FastifyInstance;
+  baseUrl: string;
+  pageUrl: string;
+  close(): Promise<void>;
+}
+
+/**
+ * `--role api`: the control plane alone. No media engine: a call's bot is an agent dispatch that an
+ * engine process takes (server/dispatch-engine.ts says what crosses processes and what does not yet).
+ */
+export async function startApiServer(config: Config, log: ProgressLog): Promise<RunningApi> {
+  const cleanup: Cleanup = [];
+  const closeAll = closer(cleanup, log);
+  try {
+    const { store, outbox } = openStoreAndOutbox(config, cleanup);
+    const engine = new DispatchEngine({
+      livekit: config.livekit,
+      agentName: config.livekit.agentName,
+      maxCalls: config.engine.maxCalls,
+      roomOf: async (callId) => (await store.getCall(callId))?.roomName,
+    });
+    const plane = await startControlPlane(config, { store, outbox, engine, runtime: undefined }, cleanup);
+    let closing: Promise<void> | undefined;
+    return { ...plane, close: () => (closing ??= closeAll()) };
   } catch (error) {
     await closeAll();
     throw error;
@@ -184,23 +203,68 @@ export function banner(server: RunningServer): string {
   return lines.join('\n');
 }
 
+/** What main() holds of a started process, whatever its role. */
+interface Started {
+  log: FastifyInstance['log'];
+  /** Said on SIGINT/SIGTERM: what is being closed. */
+  closing: string;
+  banner: string;
+  close(): Promise<void>;
+}
+
+async function startRole(config: Config, progress: ProgressLog): Promise<Started> {
+  switch (config.role) {
+    case 'all': {
+      const server = await startServer(config, progress);
+      return { log: server.app.log, closing: `app, engine, media, stand-ins, outbox, store${server.localLiveKit ? ', local LiveKit' : ''}`, banner: banner(server), close: () => server.close() };
+    }
+    case 'api': {
+      const api = await startApiServer(config, progress);
+      const lines = [
+        '',
+        '================ voice-density-engine is running: role api ================',
+        `  HTTP API     ${api.baseUrl}   (OpenAPI: ${api.baseUrl}/openapi.json, health: ${api.baseUrl}/readyz)`,
+        `  LiveKit      ${config.livekit.url}; calls are dispatched to agent "${config.livekit.agentName}" (engine processes: npm start -- --role engine)`,
+        `  Store        MongoDB (${redactUri(config.store.mongodbUri ?? '')})`,
+        '  Stop with Ctrl-C.',
+        '',
+      ];
+      return { log: api.app.log, closing: 'app, outbox, store', banner: lines.join('\n'), close: () => api.close() };
+    }
+    case 'engine': {
+      const engine = await startEngineWorker(config, progress);
+      const lines = [
+        '',
+        '================ voice-density-engine is running: role engine ================',
+        `  Agent        "${config.livekit.agentName}" registered with LiveKit ${config.livekit.url} as worker ${engine.workerId}`,
+        `  Store        MongoDB (${redactUri(config.store.mongodbUri ?? '')}); outbox journal in ${config.store.dataDir}`,
+        `  Health       ${engine.baseUrl}/healthz, ${engine.baseUrl}/metrics`,
+        `  Engine       ${config.engine.workers} media + ${config.engine.turnWorkers} turn workers; up to ${config.engine.maxCalls} calls, admitted by measured load`,
+        '  Stop with Ctrl-C.',
+        '',
+      ];
+      return { log: engine.log, closing: 'agent worker, engine, media, stand-ins, outbox, store', banner: lines.join('\n'), close: () => engine.close() };
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const progress: ProgressLog = (line) => process.stdout.write(`[start] ${line}\n`);
   let config: Config;
   try {
-    config = loadConfig();
+    config = loadConfig(undefined, roleFromArgs(process.argv.slice(2)));
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n`);
     process.exit(2);
   }
   for (const notice of startupNotices(config)) progress(notice);
 
-  let server: RunningServer | undefined;
+  let server: Started | undefined;
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    progress(`${signal}: closing app, engine, media, stand-ins, outbox, store${server?.localLiveKit ? ', local LiveKit' : ''} ...`);
+    progress(`${signal}: closing ${server?.closing ?? 'what started'} ...`);
     // A second signal, or a close that hangs, must still end the process.
     const force = setTimeout(() => {
       progress('closing took too long; exiting');
@@ -220,7 +284,7 @@ async function main(): Promise<void> {
   installProcessFaultHandlers({
     report: (kind, error, fatal) => {
       const message = fatal ? `${kind}: closing and exiting with status ${FAULT_EXIT_CODE}` : `${kind} (known harmless; the engine keeps running)`;
-      if (server !== undefined) server.app.log[fatal ? 'fatal' : 'warn']({ err: error }, message);
+      if (server !== undefined) server.log[fatal ? 'fatal' : 'warn']({ err: error }, message);
       else process.stderr.write(`${message}: ${(error as Error)?.stack ?? String(error)}\n`);
     },
     close: async () => {
@@ -231,7 +295,7 @@ async function main(): Promise<void> {
   });
 
   try {
-    server = await startServer(config, progress);
+    server = await startRole(config, progress);
   } catch (error) {
     process.stderr.write(`start-up failed: ${(error as Error).stack ?? String(error)}\n`);
     await dispose().catch(() => {});
@@ -241,8 +305,8 @@ async function main(): Promise<void> {
     await server.close();
     return;
   }
-  process.stdout.write(`${banner(server)}\n`);
-  server.app.log.info({ runtime: server.runtime }, 'ready');
+  process.stdout.write(`${server.banner}\n`);
+  server.log.info({ role: config.role }, 'ready');
 }
 
 if (import.meta.main) await main();

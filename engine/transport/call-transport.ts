@@ -27,6 +27,8 @@ export interface CallTransportEvents {
   onCallerLeft(): void;
   /** The room connection dropped and came back; `downMs` of audio may be missing. */
   onReconnected?(downMs: number): void;
+  /** The room's metadata changed: how a control plane in another process signals the bot (room-signal.ts). */
+  onRoomMetadata?(metadata: string): void;
 }
 
 export interface CallTransport {

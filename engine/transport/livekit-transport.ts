@@ -119,6 +119,7 @@ export class LiveKitTransport implements CallTransport {
     room.on(RoomEvent.ParticipantConnected, (participant) => this.#onParticipantConnected(participant));
     room.on(RoomEvent.ParticipantDisconnected, (participant) => this.#onParticipantLeft(participant));
     room.on(RoomEvent.Disconnected, (reason) => void this.#onDisconnected(reason));
+    room.on(RoomEvent.RoomMetadataChanged, (metadata) => this.#events.onRoomMetadata?.(metadata));
     await connectRoom(room, this.options.url, await this.options.token(), { autoSubscribe: true, dynacast: false });
     await room.localParticipant!.setAttributes({ [AGENT_STATE_ATTRIBUTE]: this.#state });
     this.#track = LocalAudioTrack.createAudioTrack('bot-microphone', this.#source);

@@ -72,6 +72,8 @@ export async function handoffRoutes(app: FastifyInstance, { ctx }: HandoffOption
           await ctx.engine.setBotMode(call.callId, 'transcriber');
         }
       } catch (err) {
+        // The api role's engine lives in another process: say so rather than "failed".
+        if (err instanceof ApiError && err.code === 'VE_ENGINE_REMOTE') throw err;
         throw new ApiError('VE_ENGINE_FAILED', `the engine could not switch the bot to ${botMode}`, { cause: err });
       }
       let updated;

@@ -87,6 +87,8 @@ export async function recordingRoutes(app: FastifyInstance, { ctx }: RecordingOp
         try {
           await engine.startRecording(call.callId, filePath);
         } catch (err) {
+          // The api role's engine lives in another process: say so rather than "failed".
+          if (err instanceof ApiError && err.code === 'VE_ENGINE_REMOTE') throw err;
           throw new ApiError('VE_ENGINE_FAILED', 'the engine could not start recording', { cause: err });
         }
         const updated = await store.updateCall(call.callId, {
@@ -109,6 +111,8 @@ export async function recordingRoutes(app: FastifyInstance, { ctx }: RecordingOp
         try {
           result = await engine.stopRecording(call.callId);
         } catch (err) {
+          // The api role's engine lives in another process: say so rather than "failed".
+          if (err instanceof ApiError && err.code === 'VE_ENGINE_REMOTE') throw err;
           throw new ApiError('VE_ENGINE_FAILED', 'the engine could not stop recording', { cause: err });
         }
         const updated = await store.updateCall(call.callId, {

@@ -25,8 +25,8 @@ export interface EngineProcess {
   kill(): Promise<void>;
 }
 
-/** Spawns the start command and resolves once its banner says it is running. */
-export async function startEngineProcess(extraEnv: Record<string, string> = {}): Promise<EngineProcess> {
+/** Spawns the start command and resolves once its banner says it is running. `args`: e.g. `['--role', 'engine']`. */
+export async function startEngineProcess(extraEnv: Record<string, string> = {}, opts: { args?: string[] } = {}): Promise<EngineProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 've-main-'));
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -41,7 +41,7 @@ export async function startEngineProcess(extraEnv: Record<string, string> = {}):
     LOG_LEVEL: 'warn',
     ...extraEnv,
   };
-  const child = spawn(process.execPath, ['server/main.ts'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['server/main.ts', ...(opts.args ?? [])], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
