@@ -1,8 +1,16 @@
 /**
  * Per-call end-of-turn state machine. It combines VAD start/stop events with Smart Turn v3 probabilities:
  * a VAD stop asks the model whether the turn is complete; a "no" keeps the turn open until the caller
- * resumes or the silence fallback (default 3 s of audio) closes it. Pure logic: events in, events out,
- * time measured in 16 kHz sample offsets of the call's audio, so tests are deterministic.
+ * resumes or the silence fallback (default 3 s of audio) closes it.
+ *
+ * A model answer must come on time: when the request misses its deadline (`onSmartTurnDeadline`, told
+ * by the media engine, which keeps the clock), the model is out of that pause and a cheap fallback
+ * decides: the recogniser's own end-of-speech signal about the caller's latest words
+ * (`onRecognizerEndOfSpeech`: Deepgram's `speech_final` / `UtteranceEnd`), at once if it has come or as
+ * soon as it comes, else the silence rule. A late answer is ignored.
+ *
+ * Pure logic: events in, events out, time measured in 16 kHz sample offsets of the call's audio, so
+ * tests are deterministic.
  */
 
 export interface TurnDetectorSettings {
@@ -60,6 +68,12 @@ export class TurnDetector {
   #pendingRequestId = 0;
   #speechEndSamples = 0;
   #lastProbability: number | null = null;
+  /** Where the latest stretch of speech (the turn's first, or a resumption) began. */
+  #speechStartSamples = 0;
+  /** Where the words end that the recogniser's latest end-of-speech signal was about; -1 before any. */
+  #recognizerEndSamples = -1;
+  /** The current pause's request missed its deadline: a fallback decides this pause. */
+  #deadlineMissed = false;
 
   constructor(settings: Partial<TurnDetectorSettings> = {}) {
     this.settings = { ...DEFAULT_TURN_SETTINGS, ...settings };
@@ -79,6 +93,8 @@ export class TurnDetector {
     if (!resumed) this.#turnId++;
     this.#state = 'speaking';
     this.#pendingRequestId = 0;
+    this.#speechStartSamples = offsetSamples;
+    this.#deadlineMissed = false;
     return { events: [{ type: 'user_started_speaking', turnId: this.#turnId, offsetSamples, resumed }] };
   }
 
@@ -87,6 +103,7 @@ export class TurnDetector {
     this.#state = 'paused';
     this.#speechEndSamples = offsetSamples;
     this.#lastProbability = null;
+    this.#deadlineMissed = false;
     const request: SmartTurnRequest = { requestId: this.#nextRequestId++, turnId: this.#turnId, offsetSamples };
     this.#pendingRequestId = request.requestId;
     return { events: [{ type: 'user_paused', turnId: this.#turnId, offsetSamples }], request };
@@ -109,17 +126,45 @@ export class TurnDetector {
     return { events: [] };
   }
 
+  /**
+   * The request `requestId` missed its deadline (queued too long, or still running): its answer will be
+   * ignored, and the recogniser's end-of-speech signal, else the silence rule, decides this pause.
+   */
+  onSmartTurnDeadline(requestId: number, atSamples: number): TurnStep {
+    if (this.#state !== 'paused' || requestId !== this.#pendingRequestId) return { events: [] };
+    this.#pendingRequestId = 0;
+    this.#deadlineMissed = true;
+    if (this.#recognizerHeardTheEnd()) return { events: [this.#complete('deadline_stt', atSamples)] };
+    return { events: [] };
+  }
+
+  /**
+   * The recogniser says the speaker stopped; `lastWordEndSamples` is where the words it was about end.
+   * It decides only a pause whose model request missed its deadline, and only when those words are the
+   * caller's latest (a late signal about speech before a resumption says nothing about this pause).
+   */
+  onRecognizerEndOfSpeech(lastWordEndSamples: number, atSamples: number): TurnStep {
+    this.#recognizerEndSamples = Math.max(this.#recognizerEndSamples, lastWordEndSamples);
+    if (this.#state !== 'paused' || !this.#deadlineMissed || !this.#recognizerHeardTheEnd()) return { events: [] };
+    return { events: [this.#complete('deadline_stt', atSamples)] };
+  }
+
   /** The call's audio has been processed up to `offsetSamples`. */
   onAudioProgress(offsetSamples: number): TurnStep {
     if (this.#state !== 'paused') return { events: [] };
     const silenceSamples = offsetSamples - this.#speechEndSamples;
     if (silenceSamples * 1000 < this.settings.silenceFallbackMs * this.settings.sampleRate) return { events: [] };
-    return { events: [this.#complete('silence', offsetSamples)] };
+    return { events: [this.#complete(this.#deadlineMissed ? 'deadline_silence' : 'silence', offsetSamples)] };
+  }
+
+  #recognizerHeardTheEnd(): boolean {
+    return this.#recognizerEndSamples > this.#speechStartSamples;
   }
 
   #complete(rule: TurnRule, atSamples: number): TurnEvent {
     this.#state = 'idle';
     this.#pendingRequestId = 0;
+    this.#deadlineMissed = false;
     return {
       type: 'user_turn_complete',
       turnId: this.#turnId,
