@@ -9,7 +9,7 @@ beforeAll(async () => {
 });
 
 const features = () => new Float32Array(SMART_TURN_FEATURE_LENGTH).map(() => Math.random() * 0.1);
-const options = () => ({ modelPath, backend: 'native' as const, threads: 1, intraOpThreads: 1, maxBatch: 8, timeoutMs: 10_000, warmUpRuns: 0 });
+const options = () => ({ modelPath, backend: 'native' as const, threads: 1, intraOpThreads: 1, maxBatch: 8, deadlineMs: 10_000, warmUpRuns: 0 });
 
 describe('SmartTurnPool', () => {
   it('keeps one queued request per call and drops it when asked', async () => {
