@@ -163,6 +163,7 @@ export class VoiceCall {
       sampleRate: opts.transport.callerSampleRate,
       maxOutageMs: this.settings.sttOutageMaxMs,
       onResult: (r) => this.#onTranscript(r),
+      onEndOfSpeech: (signal) => this.#media.handleRecognizerEndOfSpeech(signal.lastWordEndMs),
       onError: (e) => this.#onSttLost(e),
       onUnavailable: (e) => this.#onSttDown(e),
       onReconnected: (downMs) => this.#onSttBack(downMs),
