@@ -10,10 +10,12 @@
  * - `no-new-energy`: a stop after a resumption in whose new audio no 20 ms frame is louder than the
  *   threshold (dBFS): nothing new to score.
  *
- * A skip changes a decision when the run it skips said "complete". Prints a table and writes
+ * A skip changes a decision when the run it skips said "complete". Then the engine runs again with the
+ * implemented skip (SMART_TURN_SKIP_RESUMED_SPEECH_UNDER_MS = `--verify`) and its completed turns are
+ * compared with the first run's (same rule, decided within one VAD window). Prints tables and writes
  * bench/results/turn-runs.json.
  *
- *   npm run bench -- turn-runs [--conversations 8] [--out bench/results/turn-runs.json]
+ *   npm run bench -- turn-runs [--conversations 8] [--verify 500] [--out bench/results/turn-runs.json]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -31,6 +33,7 @@ const FRAME_SAMPLES = 320; // 20 ms, for the loudness of new audio
 const { values } = parseArgs({
   options: {
     conversations: { type: 'string', default: String(CONVERSATION_POOL_SIZE) },
+    verify: { type: 'string', default: '500' },
     out: { type: 'string', default: 'bench/results/turn-runs.json' },
   },
 });
@@ -69,7 +72,12 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 }
 
 /** Feeds one conversation window by window, awaiting each Smart Turn answer, and returns its stops. */
-async function runConversation(engine: MediaEngine, index: number, pcm: Int16Array): Promise<{ stops: StopRecord[]; turns: number }> {
+interface Completion {
+  rule: string;
+  atSamples: number;
+}
+
+async function runConversation(engine: MediaEngine, index: number, pcm: Int16Array): Promise<{ stops: StopRecord[]; turns: number; runs: number; completions: Completion[] }> {
   const call = engine.openCall(`turn-runs-${index}`, { inputSampleRate: SAMPLE_RATE });
   const events: MediaEvent[] = [];
   let pendingAnswer = false;
@@ -89,6 +97,8 @@ async function runConversation(engine: MediaEngine, index: number, pcm: Int16Arr
     await call.close();
   }
   const stops: StopRecord[] = [];
+  const completions: Completion[] = [];
+  let runs = 0;
   let turns = 0;
   let stretchStart = 0;
   let resumed = false;
@@ -117,9 +127,11 @@ async function runConversation(engine: MediaEngine, index: number, pcm: Int16Arr
       stop.complete = event.complete;
     } else if (event.type === 'user_turn_complete') {
       turns++;
+      completions.push({ rule: event.rule, atSamples: event.decidedAtSamples });
     }
+    if (event.type === 'smart_turn_result' || event.type === 'smart_turn_error') runs++;
   }
-  return { stops, turns };
+  return { stops, turns, runs, completions };
 }
 
 interface RuleOutcome {
@@ -144,26 +156,47 @@ function replay(stops: StopRecord[], turns: number, rule: string, threshold: num
 
 const config = loadConfig({ CI: '1' });
 const options = engineOptions(config, await resolveEngineModels(config));
-const engine = await MediaEngine.start({
-  ...options.media,
-  workers: 1,
-  // Offline, each answer awaited: the wall-clock deadline has nothing to bound here.
-  smartTurn: { ...DEFAULT_MEDIA_OPTIONS.smartTurn, deadlineMs: 60_000 },
-  warmUp: { vadRuns: 20, smartTurnRuns: 1 },
-});
-const stops: StopRecord[] = [];
-let turns = 0;
-try {
-  for (let i = 0; i < Number(values.conversations); i++) {
-    const { pcm } = buildConversation(i, SAMPLE_RATE);
-    const run = await runConversation(engine, i, pcm);
-    stops.push(...run.stops);
-    turns += run.turns;
-    console.error(`conversation ${i}: ${run.stops.length} runs, ${run.turns} turns`);
+const conversations = Array.from({ length: Number(values.conversations) }, (_, i) => buildConversation(i, SAMPLE_RATE).pcm);
+
+/** Every conversation through one engine whose turn detector has `skipResumedSpeechUnderMs`. */
+async function runAll(skipResumedSpeechUnderMs: number) {
+  const engine = await MediaEngine.start({
+    ...options.media,
+    workers: 1,
+    turn: { ...options.media.turn, skipResumedSpeechUnderMs },
+    // Offline, each answer awaited: the wall-clock deadline has nothing to bound here.
+    smartTurn: { ...DEFAULT_MEDIA_OPTIONS.smartTurn, deadlineMs: 60_000 },
+    warmUp: { vadRuns: 20, smartTurnRuns: 1 },
+  });
+  try {
+    const runs = [];
+    for (const [i, pcm] of conversations.entries()) {
+      const run = await runConversation(engine, i, pcm);
+      console.error(`skip under ${skipResumedSpeechUnderMs} ms, conversation ${i}: ${run.runs} runs, ${run.turns} turns`);
+      runs.push(run);
+    }
+    return runs;
+  } finally {
+    await engine.close();
   }
-} finally {
-  await engine.close();
 }
+
+const baseline = await runAll(0);
+const stops = baseline.flatMap((r) => r.stops);
+const turns = baseline.reduce((sum, r) => sum + r.turns, 0);
+const verifyMs = Number(values.verify);
+const verified = await runAll(verifyMs);
+const sameCompletions = (a: Completion[], b: Completion[]) =>
+  a.filter((c) => !b.some((d) => d.rule === c.rule && Math.abs(d.atSamples - c.atSamples) <= VAD_WINDOW_SAMPLES)).length;
+const verification = {
+  skipResumedSpeechUnderMs: verifyMs,
+  runsBefore: baseline.reduce((sum, r) => sum + r.runs, 0),
+  runsAfter: verified.reduce((sum, r) => sum + r.runs, 0),
+  turnsBefore: turns,
+  turnsAfter: verified.reduce((sum, r) => sum + r.turns, 0),
+  /** Completed turns of either run that the other has not (other rule, or decided elsewhere). */
+  decisionsChanged: baseline.reduce((sum, r, i) => sum + sameCompletions(r.completions, verified[i].completions) + sameCompletions(verified[i].completions, r.completions), 0),
+};
 
 const outcomes: RuleOutcome[] = [replay(stops, turns, 'none', 0, () => false)];
 for (const ms of [32, 100, 200, 300, 500]) outcomes.push(replay(stops, turns, 'short-resume', ms, (s) => s.speechMs < ms));
@@ -174,6 +207,17 @@ console.log(`\n${stops.length} Smart Turn runs over ${turns} completed turns (${
 console.log(`resumed speech ms: min ${Math.min(...resumedStops.map((s) => s.speechMs)).toFixed(0)}; new-audio peak dBFS: min ${Math.min(...resumedStops.map((s) => s.newAudioPeakDbfs ?? 0)).toFixed(1)}\n`);
 console.table(outcomes.map((o) => ({ rule: o.rule, threshold: o.threshold, 'runs skipped': o.skipped, 'runs per turn': o.runsPerTurn.toFixed(2), 'decisions changed': o.decisionsChanged })));
 
+console.log(`\nThe engine with SMART_TURN_SKIP_RESUMED_SPEECH_UNDER_MS=${verifyMs}, against the engine without:`);
+console.table([
+  {
+    'runs before': verification.runsBefore,
+    'runs after': verification.runsAfter,
+    'runs per turn before': (verification.runsBefore / verification.turnsBefore).toFixed(2),
+    'runs per turn after': (verification.runsAfter / verification.turnsAfter).toFixed(2),
+    'turn decisions changed': verification.decisionsChanged,
+  },
+]);
+
 mkdirSync(dirname(values.out), { recursive: true });
-writeFileSync(values.out, `${JSON.stringify({ at: new Date().toISOString(), conversations: Number(values.conversations), turns, runs: stops.length, outcomes, stops }, null, 2)}\n`);
+writeFileSync(values.out, `${JSON.stringify({ at: new Date().toISOString(), conversations: Number(values.conversations), turns, runs: stops.length, outcomes, verification, stops }, null, 2)}\n`);
 console.log(`wrote ${values.out}`);

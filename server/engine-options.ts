@@ -52,7 +52,7 @@ export function engineOptions(config: Config, models: { vadPath: string; smartTu
         startMs: engine.vad.startMs,
         stopMs: engine.vad.stopMs,
       },
-      turn: { silenceFallbackMs: engine.smartTurn.silenceFallbackMs },
+      turn: { silenceFallbackMs: engine.smartTurn.silenceFallbackMs, skipResumedSpeechUnderMs: engine.smartTurn.skipResumedSpeechUnderMs },
       smartTurn: { ...DEFAULT_MEDIA_OPTIONS.smartTurn, deadlineMs: engine.smartTurn.deadlineMs },
       turnWindow: { preSpeechMs: engine.smartTurn.preSpeechMs, maxDurationMs: engine.smartTurn.maxDurationMs },
       vadBatchWindowMs: engine.vadBatchWindowMs,

@@ -129,4 +129,43 @@ describe('TurnDetector', () => {
       expect(detector.onSmartTurnResult(second.requestId, 0.9, ms(2600)).events[1]).toMatchObject({ rule: 'model', turnId: 1 });
     });
   });
+
+  describe('skipResumedSpeechUnderMs', () => {
+    it('does not score a short resumption after an "incomplete": the answer stands and the silence rule counts from the new stop', () => {
+      const detector = new TurnDetector({ skipResumedSpeechUnderMs: 500, silenceFallbackMs: 3000 });
+      detector.onSpeechStart(0);
+      const first = detector.onSpeechEnd(ms(2000)).request!;
+      detector.onSmartTurnResult(first.requestId, 0.2, ms(2100));
+      detector.onSpeechStart(ms(2600));
+      // 400 ms of resumed speech: no request.
+      expect(detector.onSpeechEnd(ms(3000))).toEqual({ events: [{ type: 'user_paused', turnId: 1, offsetSamples: ms(3000) }] });
+      expect(detector.onAudioProgress(ms(5999)).events).toEqual([]);
+      expect(detector.onAudioProgress(ms(6000)).events).toEqual([
+        { type: 'user_turn_complete', turnId: 1, speechEndSamples: ms(3000), decidedAtSamples: ms(6000), probability: 0.2, rule: 'silence' },
+      ]);
+    });
+
+    it('scores a long enough resumption, a first stop, and a resumption after a missed deadline', () => {
+      const detector = new TurnDetector({ skipResumedSpeechUnderMs: 500 });
+      detector.onSpeechStart(0);
+      // A turn's first stop is always scored, however short.
+      const first = detector.onSpeechEnd(ms(300)).request!;
+      detector.onSmartTurnResult(first.requestId, 0.2, ms(400));
+      detector.onSpeechStart(ms(600));
+      const second = detector.onSpeechEnd(ms(1100)).request;
+      expect(second).toBeDefined();
+      detector.onSmartTurnDeadline(second!.requestId, ms(1200));
+      detector.onSpeechStart(ms(1300));
+      // No model answer stands for this pause: score it.
+      expect(detector.onSpeechEnd(ms(1500)).request).toBeDefined();
+    });
+
+    it('is off by default', () => {
+      const detector = new TurnDetector();
+      detector.onSpeechStart(0);
+      detector.onSmartTurnResult(detector.onSpeechEnd(ms(1000)).request!.requestId, 0.1, ms(1100));
+      detector.onSpeechStart(ms(1200));
+      expect(detector.onSpeechEnd(ms(1240)).request).toBeDefined();
+    });
+  });
 });

@@ -18,12 +18,19 @@ export interface TurnDetectorSettings {
   completeThreshold: number;
   /** Silence after a VAD stop that completes the turn whatever the model said. */
   silenceFallbackMs: number;
+  /**
+   * A stop that ends resumed speech shorter than this (VAD start to stop) after the model said
+   * "incomplete" is not scored again: the "incomplete" stands. 0 (the default) scores every stop.
+   * bench/turn-runs.ts measures what it saves and which decisions it would change.
+   */
+  skipResumedSpeechUnderMs: number;
   sampleRate: number;
 }
 
 export const DEFAULT_TURN_SETTINGS: TurnDetectorSettings = {
   completeThreshold: 0.5,
   silenceFallbackMs: 3000,
+  skipResumedSpeechUnderMs: 0,
   sampleRate: 16000,
 };
 
@@ -74,6 +81,8 @@ export class TurnDetector {
   #recognizerEndSamples = -1;
   /** The current pause's request missed its deadline: a fallback decides this pause. */
   #deadlineMissed = false;
+  /** The model's latest answer in this turn was "incomplete" (see skipResumedSpeechUnderMs). */
+  #answeredIncomplete = false;
 
   constructor(settings: Partial<TurnDetectorSettings> = {}) {
     this.settings = { ...DEFAULT_TURN_SETTINGS, ...settings };
@@ -101,12 +110,18 @@ export class TurnDetector {
   onSpeechEnd(offsetSamples: number): TurnStep {
     if (this.#state !== 'speaking') return { events: [] };
     this.#state = 'paused';
+    const resumedSamples = offsetSamples - this.#speechStartSamples;
     this.#speechEndSamples = offsetSamples;
-    this.#lastProbability = null;
     this.#deadlineMissed = false;
+    const paused: TurnEvent = { type: 'user_paused', turnId: this.#turnId, offsetSamples };
+    if (this.#answeredIncomplete && resumedSamples * 1000 < this.settings.skipResumedSpeechUnderMs * this.settings.sampleRate) {
+      // Too little new speech to change the model's mind: its "incomplete" (and probability) stand.
+      return { events: [paused] };
+    }
+    this.#lastProbability = null;
     const request: SmartTurnRequest = { requestId: this.#nextRequestId++, turnId: this.#turnId, offsetSamples };
     this.#pendingRequestId = request.requestId;
-    return { events: [{ type: 'user_paused', turnId: this.#turnId, offsetSamples }], request };
+    return { events: [paused], request };
   }
 
   /** A model answer; stale answers (the caller resumed meanwhile) are ignored. */
@@ -115,6 +130,7 @@ export class TurnDetector {
     this.#pendingRequestId = 0;
     this.#lastProbability = probability;
     const complete = probability > this.settings.completeThreshold;
+    this.#answeredIncomplete = !complete;
     const events: TurnEvent[] = [{ type: 'smart_turn_result', turnId: this.#turnId, requestId, probability, complete }];
     if (complete) events.push(this.#complete('model', atSamples));
     return { events };
@@ -122,7 +138,10 @@ export class TurnDetector {
 
   /** The model could not answer: leave the decision to the silence fallback. */
   onSmartTurnFailed(requestId: number): TurnStep {
-    if (requestId === this.#pendingRequestId) this.#pendingRequestId = 0;
+    if (requestId === this.#pendingRequestId) {
+      this.#pendingRequestId = 0;
+      this.#answeredIncomplete = false;
+    }
     return { events: [] };
   }
 
@@ -134,6 +153,7 @@ export class TurnDetector {
     if (this.#state !== 'paused' || requestId !== this.#pendingRequestId) return { events: [] };
     this.#pendingRequestId = 0;
     this.#deadlineMissed = true;
+    this.#answeredIncomplete = false;
     if (this.#recognizerHeardTheEnd()) return { events: [this.#complete('deadline_stt', atSamples)] };
     return { events: [] };
   }
@@ -165,6 +185,7 @@ export class TurnDetector {
     this.#state = 'idle';
     this.#pendingRequestId = 0;
     this.#deadlineMissed = false;
+    this.#answeredIncomplete = false;
     return {
       type: 'user_turn_complete',
       turnId: this.#turnId,
