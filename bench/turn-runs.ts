@@ -80,18 +80,13 @@ interface Completion {
 async function runConversation(engine: MediaEngine, index: number, pcm: Int16Array): Promise<{ stops: StopRecord[]; turns: number; runs: number; completions: Completion[] }> {
   const call = engine.openCall(`turn-runs-${index}`, { inputSampleRate: SAMPLE_RATE });
   const events: MediaEvent[] = [];
-  let pendingAnswer = false;
-  call.onEvent((event) => {
-    events.push(event);
-    if (event.type === 'user_paused') pendingAnswer = true;
-    if (event.type === 'smart_turn_result' || event.type === 'smart_turn_error' || event.type === 'user_turn_complete') pendingAnswer = false;
-  });
+  call.onEvent((event) => events.push(event));
   try {
     const windows = Math.floor(pcm.length / VAD_WINDOW_SAMPLES);
     for (let w = 0; w < windows; w++) {
       call.writeCallerAudio(pcm.subarray(w * VAD_WINDOW_SAMPLES, (w + 1) * VAD_WINDOW_SAMPLES));
       await until(() => call.processedSamples >= (w + 1) * VAD_WINDOW_SAMPLES, `window ${w} of conversation ${index}`);
-      if (pendingAnswer) await until(() => !pendingAnswer, `the Smart Turn answer in conversation ${index}`);
+      if (call.turn.awaitingModel) await until(() => !call.turn.awaitingModel, `the Smart Turn answer in conversation ${index}`);
     }
   } finally {
     await call.close();

@@ -96,6 +96,11 @@ export class TurnDetector {
     return this.#turnId;
   }
 
+  /** A model answer is awaited for the current pause. */
+  get awaitingModel(): boolean {
+    return this.#pendingRequestId !== 0;
+  }
+
   onSpeechStart(offsetSamples: number): TurnStep {
     if (this.#state === 'speaking') return { events: [] };
     const resumed = this.#state === 'paused';
