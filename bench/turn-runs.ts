@@ -10,7 +10,9 @@
  * - `no-new-energy`: a stop after a resumption in whose new audio no 20 ms frame is louder than the
  *   threshold (dBFS): nothing new to score.
  *
- * A skip changes a decision when the run it skips said "complete". Then the engine runs again with the
+ * A skip changes a decision when the run it skips said "complete". The same is reported apart for a
+ * few probe clips (`--probes`, on by default) that the density conversations lack: a sentence, a pause,
+ * then a short final word ("Yes."), the case a short-resumption skip would get wrong. Then the engine runs again with the
  * implemented skip (SMART_TURN_SKIP_RESUMED_SPEECH_UNDER_MS = `--verify`) and its completed turns are
  * compared with the first run's (same rule, decided within one VAD window). Prints tables and writes
  * bench/results/turn-runs.json.
@@ -26,6 +28,7 @@ import { VAD_WINDOW_SAMPLES } from '../engine/stages/silero-vad.ts';
 import { loadConfig } from '../server/config.ts';
 import { engineOptions, resolveEngineModels } from '../server/engine-options.ts';
 import { buildConversation, CONVERSATION_POOL_SIZE } from './density/conversations.ts';
+import { synthesizeConversation } from '../test/support/speech.ts';
 
 const SAMPLE_RATE = 16_000;
 const FRAME_SAMPLES = 320; // 20 ms, for the loudness of new audio
@@ -34,6 +37,7 @@ const { values } = parseArgs({
   options: {
     conversations: { type: 'string', default: String(CONVERSATION_POOL_SIZE) },
     verify: { type: 'string', default: '500' },
+    probes: { type: 'boolean', default: true },
     out: { type: 'string', default: 'bench/results/turn-runs.json' },
   },
 });
@@ -151,7 +155,18 @@ function replay(stops: StopRecord[], turns: number, rule: string, threshold: num
 
 const config = loadConfig({ CI: '1' });
 const options = engineOptions(config, await resolveEngineModels(config));
-const conversations = Array.from({ length: Number(values.conversations) }, (_, i) => buildConversation(i, SAMPLE_RATE).pcm);
+const densityCount = Number(values.conversations);
+/** A sentence the model may find unfinished, a pause, then a short word that ends the turn. */
+const PROBES: Array<[string, string]> = [
+  ['I need a truck at the north gate and', 'Yes.'],
+  ['My delivery is for the warehouse on', 'Okay.'],
+  ['Can you tell the driver that', 'Thanks.'],
+  ['The reference number is four two', 'Done.'],
+];
+const probeClips = values.probes
+  ? PROBES.map(([first, last]) => synthesizeConversation([{ say: first }, { pauseMs: 600 }, { say: last }, { pauseMs: 4000 }], { sampleRate: SAMPLE_RATE }).pcm)
+  : [];
+const conversations = [...Array.from({ length: densityCount }, (_, i) => buildConversation(i, SAMPLE_RATE).pcm), ...probeClips];
 
 /** Every conversation through one engine whose turn detector has `skipResumedSpeechUnderMs`. */
 async function runAll(skipResumedSpeechUnderMs: number) {
@@ -176,11 +191,14 @@ async function runAll(skipResumedSpeechUnderMs: number) {
   }
 }
 
-const baseline = await runAll(0);
+const baselineAll = await runAll(0);
+const verifyMs = Number(values.verify);
+const verifiedAll = await runAll(verifyMs);
+const probeRuns = { baseline: baselineAll.slice(densityCount), verified: verifiedAll.slice(densityCount) };
+const baseline = baselineAll.slice(0, densityCount);
+const verified = verifiedAll.slice(0, densityCount);
 const stops = baseline.flatMap((r) => r.stops);
 const turns = baseline.reduce((sum, r) => sum + r.turns, 0);
-const verifyMs = Number(values.verify);
-const verified = await runAll(verifyMs);
 const sameCompletions = (a: Completion[], b: Completion[]) =>
   a.filter((c) => !b.some((d) => d.rule === c.rule && Math.abs(d.atSamples - c.atSamples) <= VAD_WINDOW_SAMPLES)).length;
 const verification = {
@@ -213,6 +231,19 @@ console.table([
   },
 ]);
 
+const probeStops = probeRuns.baseline.flatMap((r) => r.stops);
+const probes = probeRuns.baseline.map((r, i) => ({
+  clip: PROBES[i].join(' … '),
+  answers: r.stops.map((s) => ({ resumed: s.resumed, speechMs: Math.round(s.speechMs), probability: s.probability })),
+  rulesWithout: r.completions.map((c) => c.rule),
+  rulesWith: probeRuns.verified[i].completions.map((c) => c.rule),
+  decisionsChanged: sameCompletions(r.completions, probeRuns.verified[i].completions) + sameCompletions(probeRuns.verified[i].completions, r.completions),
+}));
+if (probes.length > 0) {
+  console.log(`\nProbe clips (a short final word after a pause), skip under ${verifyMs} ms: ${probeStops.length} runs without the skip`);
+  console.table(probes.map((p) => ({ clip: p.clip, answers: p.answers.map((a) => `${a.speechMs} ms: ${a.probability?.toFixed(2)}`).join(', '), without: p.rulesWithout.join(','), with: p.rulesWith.join(','), 'decisions changed': p.decisionsChanged })));
+}
+
 mkdirSync(dirname(values.out), { recursive: true });
-writeFileSync(values.out, `${JSON.stringify({ at: new Date().toISOString(), conversations: Number(values.conversations), turns, runs: stops.length, outcomes, verification, stops }, null, 2)}\n`);
+writeFileSync(values.out, `${JSON.stringify({ at: new Date().toISOString(), conversations: Number(values.conversations), turns, runs: stops.length, outcomes, verification, probes, stops }, null, 2)}\n`);
 console.log(`wrote ${values.out}`);
