@@ -84,7 +84,17 @@ function expectWhoSaidWhat(view: RoomView, who: { caller: string; bot: string; c
   expect(spoken, 'the caller segment with the final text').toBeDefined();
   expect(spoken!.map((s) => s.attributes['lk.transcription_final'])).toEqual([...spoken!.slice(1).map(() => 'false'), 'true']);
   expect(spoken!.length).toBeGreaterThan(3);
-  expect(spoken!.map(textOf)).toContain(who.revisedInterim);
+  // Each snapshot is one the recogniser sent (its revised guess, or the words so far), in the order sent.
+  // An interim already replaced by a newer one may be skipped on a busy machine (the transport sends
+  // the newest), so the revised guess itself need not arrive; its handling is unit-tested in
+  // engine/transport/livekit-transcription.test.ts.
+  const words = who.callerText.split(' ');
+  const prefixLengths = spoken!.slice(0, -1).map(textOf).filter((text) => text !== who.revisedInterim).map((text) => {
+    const n = text.split(' ').length;
+    expect(text, 'an interim the recogniser sent').toBe(words.slice(0, n).join(' '));
+    return n;
+  });
+  expect(prefixLengths).toEqual([...prefixLengths].sort((a, b) => a - b));
   for (const list of callerSegments) expect(list.at(-1)!.attributes['lk.transcription_final']).toBe('true');
 
   // The bot's segment: one stream in the bot's name, opened non-final as agents-js does, its words appended.

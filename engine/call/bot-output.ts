@@ -115,6 +115,7 @@ export class BotOutput implements PacedOutput {
     if (this.#paused) return;
     if (this.#sounding()) this.#sendStopSilence();
     this.#paused = true;
+    this.#pacer.restart({ cut: true });
   }
 
   resume(): void {
@@ -131,6 +132,7 @@ export class BotOutput implements PacedOutput {
     const discard = new Int16Array(4096);
     while (this.#ring.read(discard) > 0);
     this.#paused = false;
+    this.#pacer.restart({ cut: true });
   }
 
   /** True while audio of an utterance has gone out and is not paused. */

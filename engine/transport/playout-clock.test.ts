@@ -17,8 +17,30 @@ describe('FramePacer', () => {
     const pacer = new FramePacer({ frameMs: 10, leadMs: 20, maxLateMs: 100 });
     pacer.sent(pacer.due(0));
     expect(pacer.due(10_000)).toBe(12); // 100 ms late + 20 ms lead, not 1000 frames
-    pacer.restart();
+    pacer.restart({ cut: true });
     expect(pacer.due(20_000)).toBe(2);
+  });
+
+  it('continues a run after an underrun where its frames end, so small pieces faster than real time go out at real time', () => {
+    const pacer = new FramePacer({ frameMs: 10, leadMs: 40, maxLateMs: 100 });
+    // 20 ms pieces arriving every millisecond: each is sent, runs dry, and the pacer restarts.
+    let sent = 0;
+    for (let t = 0; t < 100; t++) {
+      const n = Math.min(2, pacer.due(t));
+      pacer.sent(n);
+      sent += n;
+      if (n > 0) pacer.restart();
+    }
+    // 100 ms of wall time: real time plus the 40 ms lead, not 100 pieces' worth (2 s).
+    expect(sent).toBe(Math.floor((99 + 40) / 10));
+  });
+
+  it('starts a cut run (barge-in, pause) now, whatever was scheduled', () => {
+    const pacer = new FramePacer({ frameMs: 10, leadMs: 20, maxLateMs: 100 });
+    pacer.sent(pacer.due(0));
+    pacer.sent(50); // half a second scheduled ahead
+    pacer.restart({ cut: true });
+    expect(pacer.due(10)).toBe(2);
   });
 });
 

@@ -82,6 +82,8 @@ export class FramePacer {
   readonly maxLateMs: number;
   #startMs = Number.NaN;
   #sentFrames = 0;
+  /** Where the last run's frames end, for a run that continues it (see `restart`). */
+  #continueAtMs = Number.NaN;
 
   constructor(opts: { frameMs: number; leadMs: number; maxLateMs: number }) {
     this.frameMs = opts.frameMs;
@@ -91,7 +93,8 @@ export class FramePacer {
 
   due(nowMs: number): number {
     if (Number.isNaN(this.#startMs)) {
-      this.#startMs = nowMs;
+      this.#startMs = Number.isNaN(this.#continueAtMs) ? nowMs : Math.max(nowMs, this.#continueAtMs);
+      this.#continueAtMs = Number.NaN;
       this.#sentFrames = 0;
     }
     const lateMs = nowMs - (this.#startMs + this.#sentFrames * this.frameMs);
@@ -103,8 +106,15 @@ export class FramePacer {
     this.#sentFrames += frames;
   }
 
-  /** The next frame starts a new run (after an underrun, a pause or a barge-in). */
-  restart(): void {
+  /**
+   * The next frame starts a new run. After an underrun or between utterances the run continues where
+   * the frames already sent end, never earlier: audio that arrives in small pieces faster than real time
+   * (a synthesiser streaming 20 ms chunks) still goes out at real time. `cut: true` (a barge-in, a pause:
+   * what was scheduled is abandoned) starts the run now.
+   */
+  restart(options: { cut: boolean } = { cut: false }): void {
+    if (options.cut) this.#continueAtMs = Number.NaN;
+    else if (!Number.isNaN(this.#startMs)) this.#continueAtMs = this.#startMs + this.#sentFrames * this.frameMs;
     this.#startMs = Number.NaN;
   }
 }

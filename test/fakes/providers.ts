@@ -31,6 +31,8 @@ export class ScriptedStt implements SpeechToText {
 
 export class ScriptedSttStream implements SttStream {
   pushedSamples = 0;
+  /** Samples of each `pushAudio` message, in order. */
+  readonly batches: number[] = [];
   finalizeCalls = 0;
   closed = false;
   private readonly opts: SttStreamOptions;
@@ -44,7 +46,9 @@ export class ScriptedSttStream implements SttStream {
   }
 
   pushAudio(pcm: Int16Array): void {
-    if (!this.closed) this.pushedSamples += pcm.length;
+    if (this.closed) return;
+    this.pushedSamples += pcm.length;
+    this.batches.push(pcm.length);
   }
 
   finalize(): void {
@@ -128,17 +132,24 @@ export class ToneTts implements TextToSpeech {
   readonly texts: string[] = [];
   private readonly msPerChar: number;
   private readonly chunkDelayMs: number;
+  private readonly pieceMs: number;
 
-  constructor(options: { sampleRate?: number; msPerChar?: number; chunkDelayMs?: number } = {}) {
+  /**
+   * `pieceMs`: audio per chunk. The bot's output sends a chunk that arrives while it has nothing
+   * buffered at once, so replies made of 20 ms pieces synthesised faster than real time go out faster
+   * than real time too; pieces longer than its 40 ms lead play at real-time pace.
+   */
+  constructor(options: { sampleRate?: number; msPerChar?: number; chunkDelayMs?: number; pieceMs?: number } = {}) {
     this.sampleRate = options.sampleRate ?? 24000;
     this.msPerChar = options.msPerChar ?? 50;
     this.chunkDelayMs = options.chunkDelayMs ?? 0;
+    this.pieceMs = options.pieceMs ?? 20;
   }
 
   async *synthesize(text: string, opts: { signal: AbortSignal }): AsyncGenerator<TtsAudio> {
     this.texts.push(text);
     const total = Math.round((text.length * this.msPerChar * this.sampleRate) / 1000);
-    const piece = Math.round(this.sampleRate / 50);
+    const piece = Math.round((this.sampleRate * this.pieceMs) / 1000);
     for (let start = 0; start < total; start += piece) {
       try {
         await delay(this.chunkDelayMs, opts.signal);
