@@ -9,6 +9,7 @@ import type { VadEventMessage } from './pool/protocol.ts';
 import { completedTurnEndSamples } from './stages/turn-window.ts';
 import { TurnDetector, type TurnEvent, type TurnStep, type TurnDetectorSettings } from './turn/turn-detector.ts';
 import { ClosedError } from './errors.ts';
+import type { TurnRule } from './events.ts';
 
 export type MediaEvent =
   /** `offsetSamples`: where speech began; `confirmedAtSamples`: where the VAD confirmed it. */
@@ -29,6 +30,8 @@ export interface CallAudioHooks {
   notify(callId: string): void;
   requestSmartTurn(call: CallAudio, requestId: number, features: Float32Array, featureMs: number): void;
   recordFrameLatency(latencyMs: number): void;
+  /** A user turn completed by `rule`. */
+  recordTurnDecision(rule: TurnRule): void;
   onListenerError(callId: string, error: unknown): void;
   close(call: CallAudio): Promise<void>;
 }
@@ -123,6 +126,22 @@ export class CallAudio {
     this.#apply(this.turn.onSmartTurnResult(requestId, probability, this.processedSamples));
   }
 
+  /** The request missed its deadline: the recogniser's end-of-speech signal, else the silence rule, decides. */
+  handleSmartTurnDeadline(requestId: number): void {
+    this.#apply(this.turn.onSmartTurnDeadline(requestId, this.processedSamples));
+  }
+
+  /**
+   * The recogniser's own end-of-speech signal (Deepgram `speech_final` or `UtteranceEnd`) about words
+   * that end `lastWordEndMs` into the call: it decides a pause whose Smart Turn request missed its
+   * deadline. The voice call forwards it from its STT stream (`SttStreamOptions.onEndOfSpeech`).
+   */
+  handleRecognizerEndOfSpeech(lastWordEndMs: number): void {
+    if (this.#closed) return;
+    const lastWordEndSamples = Math.round((lastWordEndMs * this.turn.settings.sampleRate) / 1000);
+    this.#apply(this.turn.onRecognizerEndOfSpeech(lastWordEndSamples, this.processedSamples));
+  }
+
   handleSmartTurnFailure(requestId: number, code: string, message: string): void {
     this.#emit({ type: 'smart_turn_error', code, message });
     this.#apply(this.turn.onSmartTurnFailed(requestId));
@@ -140,6 +159,7 @@ export class CallAudio {
     for (const event of step.events) {
       if (event.type === 'user_turn_complete') {
         this.turnBoundary.publish(completedTurnEndSamples(event.rule, this.#stopConfirmedAtSamples, event.decidedAtSamples));
+        this.#hooks.recordTurnDecision(event.rule);
       }
       this.#emit(event);
     }

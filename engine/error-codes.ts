@@ -15,7 +15,7 @@ export const ENGINE_ERROR_CATALOGUE = {
   VE_TTS_FAILED: { stage: 'tts', meaning: 'Speech synthesis failed; the reply was cut short and the bot went back to listening.' },
   VE_PROVIDER_ABORTED: { stage: 'llm', meaning: 'A provider request was aborted outside a barge-in (for example while the call closed).' },
   VE_SMART_TURN_FAILED: { stage: 'smart_turn', meaning: 'The Smart Turn model failed for one request; the silence rule decides that turn.' },
-  VE_SMART_TURN_TIMEOUT: { stage: 'smart_turn', meaning: 'The Smart Turn model did not answer in time; the silence rule decides that turn.' },
+  VE_SMART_TURN_TIMEOUT: { stage: 'smart_turn', meaning: 'A Smart Turn request missed its deadline (SMART_TURN_DEADLINE_MS); the deadline fallback decides that pause. It reaches the call as a turn decided by rule `deadline_stt` or `deadline_silence`, not as an error event.' },
   VE_SMART_TURN_INPUT: { stage: 'smart_turn', meaning: 'The Smart Turn features had the wrong shape (a bug); the silence rule decides that turn.' },
   VE_INPUT_OVERFLOW: { stage: 'media', meaning: 'The caller\'s audio arrived faster than the media worker consumed it; `droppedSamples` were lost.' },
   VE_MEDIA_CRASHED: { stage: 'media', meaning: 'Two media workers died while processing this call\'s audio; the call ends with reason `media_crashed` instead of being re-homed to crash a third.' },

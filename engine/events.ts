@@ -17,8 +17,17 @@ export type BotMode = 'active' | 'transcriber';
 /** Who a transcript segment of the engine belongs to. */
 export type TranscriptSpeaker = 'caller' | 'bot';
 
-/** Which rule ended a user turn: the Smart Turn model, or the silence fallback. */
-export type TurnRule = 'model' | 'silence';
+/**
+ * Which rule ended a user turn:
+ * - `model`: Smart Turn answered in time and said complete;
+ * - `silence`: Smart Turn answered "incomplete" in time (or failed), then the silence rule fired;
+ * - `deadline_stt`: Smart Turn missed its deadline (SMART_TURN_DEADLINE_MS) and the recogniser's own
+ *   end-of-speech signal (Deepgram `speech_final` / `UtteranceEnd`) about the caller's last words decided;
+ * - `deadline_silence`: Smart Turn missed its deadline, no such signal came, and the silence rule fired.
+ */
+export const TURN_RULES = ['model', 'silence', 'deadline_stt', 'deadline_silence'] as const;
+
+export type TurnRule = (typeof TURN_RULES)[number];
 
 /** Where in the call an error happened. */
 export type ErrorStage = 'stt' | 'llm' | 'tts' | 'smart_turn' | 'media' | 'transport';

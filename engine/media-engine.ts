@@ -5,7 +5,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MediaPool, type MediaPoolStats, type WorkerRestartPolicy } from './pool/media-pool.ts';
-import { SmartTurnPool, SmartTurnTimeoutError } from './pool/smart-turn-pool.ts';
+import { SmartTurnPool, SmartTurnTimeoutError, type SmartTurnPoolStats } from './pool/smart-turn-pool.ts';
 import { CallAudio } from './call-audio.ts';
 import { LatencyRecorder } from './metrics/latency-recorder.ts';
 import { ClosedError, VoiceError } from './errors.ts';
@@ -14,6 +14,7 @@ import { loadResamplerModule } from './stages/resampler.ts';
 import type { BackendName } from './inference/backend.ts';
 import type { VadHysteresisOptions } from './stages/vad-hysteresis.ts';
 import type { TurnDetectorSettings } from './turn/turn-detector.ts';
+import { TURN_RULES, type TurnRule } from './events.ts';
 import type { TurnWindowSettings } from './pool/protocol.ts';
 import type { LoadProbe, LoadSampleSink } from './load/engine-load.ts';
 
@@ -29,7 +30,12 @@ export interface MediaEngineOptions {
   inferenceThreads: number;
   vad: VadHysteresisOptions;
   turn: Partial<TurnDetectorSettings>;
-  smartTurn: { maxBatch: number; timeoutMs: number };
+  /**
+   * `deadlineMs`: how long after the worker's VAD stop decision a Smart Turn answer is of use; a request
+   * that cannot answer by then is dropped (or its late answer ignored) and the turn detector's fallback
+   * decides (engine/turn/turn-detector.ts).
+   */
+  smartTurn: { maxBatch: number; deadlineMs: number };
   warmUp: { vadRuns: number; smartTurnRuns: number };
   /** Caller audio each call's ring can hold before it counts drops. */
   inputRingMs: number;
@@ -66,7 +72,9 @@ export const DEFAULT_MEDIA_OPTIONS: Omit<MediaEngineOptions, 'models'> = {
   inferenceThreads: 1,
   vad: { confidence: 0.7, exitConfidence: 0.35, startMs: 200, stopMs: 200 },
   turn: {},
-  smartTurn: { maxBatch: 8, timeoutMs: 2000 },
+  // The stop already comes 200 ms of silence after the speech; 250 ms more leaves the event loop's
+  // timer lateness room under the 300 ms stop-to-decision p95 target (SMART_TURN_DEADLINE_MS).
+  smartTurn: { maxBatch: 8, deadlineMs: 250 },
   warmUp: { vadRuns: 200, smartTurnRuns: 3 },
   inputRingMs: 2000,
   historyMs: 8000,
@@ -92,7 +100,9 @@ export interface MediaEngineMetrics {
   workerRestarts: number;
   /** Media workers that died more often than the restart policy allows and stay down. */
   workersDown: number;
-  smartTurn: { requests: number; batches: number; failures: number; timeouts: number; superseded: number; queued: number; inFlight: number };
+  smartTurn: Omit<SmartTurnPoolStats, 'busyMs'>;
+  /** Completed user turns by the rule that decided them (see TurnRule). */
+  turnDecisions: Record<TurnRule, number>;
   vadBatches: number;
   vadMeanBatchSize: number;
   /** Windows of digital silence answered without the model (see MediaWorkerSettings.skipDigitalSilence). */
@@ -112,6 +122,7 @@ export class MediaEngine {
   #vadBatches = 0;
   #vadWindows = 0;
   #vadSilentWindows = 0;
+  #turnDecisions = Object.fromEntries(TURN_RULES.map((rule) => [rule, 0])) as Record<TurnRule, number>;
   /** Who measures the engine's load from what happens here (engine/load/engine-load.ts). */
   #loadSinks = new Set<LoadSampleSink>();
   #closed = false;
@@ -153,7 +164,7 @@ export class MediaEngine {
       threads: options.turnWorkers,
       intraOpThreads: options.inferenceThreads,
       maxBatch: options.smartTurn.maxBatch,
-      timeoutMs: options.smartTurn.timeoutMs,
+      deadlineMs: options.smartTurn.deadlineMs,
       warmUpRuns: options.warmUp.smartTurnRuns,
       onRun: (run) =>
         this.#toLoadSinks((sink) => {
@@ -194,6 +205,7 @@ export class MediaEngine {
       hooks: {
         notify: (id) => this.#pool.notify(id),
         requestSmartTurn: (c, requestId, features, featureMs) => this.#requestSmartTurn(c, requestId, features, featureMs),
+        recordTurnDecision: (rule) => this.#turnDecisions[rule]++,
         recordFrameLatency: (ms) => {
           this.#frameLatency.record(ms);
           this.#toLoadSinks((sink) => sink.vadLateness(ms));
@@ -296,9 +308,10 @@ export class MediaEngine {
   }
 
   #requestSmartTurn(call: CallAudio, requestId: number, features: Float32Array, featureMs: number): void {
-    // From the worker's stop decision: feature extraction there, then queueing and the model here.
+    // From the worker's stop decision: feature extraction there, then queueing and the model here. The
+    // deadline counts from there too, so the time the features took is already spent.
     const started = performance.now() - featureMs;
-    this.#turnPool.predict(call.callId, features).then(
+    this.#turnPool.predict(call.callId, features, this.options.smartTurn.deadlineMs - featureMs).then(
       (answer) => {
         const decisionMs = performance.now() - started;
         this.#decisionLatency.record(decisionMs);
@@ -306,10 +319,14 @@ export class MediaEngine {
         if (!call.closed) call.handleSmartTurn(requestId, answer.probability);
       },
       (error: VoiceError) => {
-        // A decision that timed out took at least its timeout; a superseded one was never needed.
+        // A missed deadline is a decision on time by the fallback, not an error: it counts with the
+        // moment the fallback took over (a superseded request was never needed).
         if (error instanceof SmartTurnTimeoutError) {
           const decisionMs = performance.now() - started;
+          this.#decisionLatency.record(decisionMs);
           this.#toLoadSinks((sink) => sink.turnDecision(decisionMs));
+          if (!call.closed) call.handleSmartTurnDeadline(requestId);
+          return;
         }
         if (!call.closed) call.handleSmartTurnFailure(requestId, error.code ?? 'VE_SMART_TURN_FAILED', error.message);
       },
@@ -327,7 +344,8 @@ export class MediaEngine {
       droppedSamples: dropped,
       workerRestarts: workers.reduce((sum, w) => sum + w.restarts, 0),
       workersDown: workers.filter((w) => w.down).length,
-      smartTurn: this.#turnPool.stats(),
+      smartTurn: (({ busyMs: _busyMs, ...stats }) => stats)(this.#turnPool.stats()),
+      turnDecisions: { ...this.#turnDecisions },
       vadBatches: this.#vadBatches,
       vadMeanBatchSize: this.#vadBatches === 0 ? 0 : this.#vadWindows / this.#vadBatches,
       vadSilentWindows: this.#vadSilentWindows,

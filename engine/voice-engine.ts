@@ -5,7 +5,7 @@
  */
 import { AccessToken } from 'livekit-server-sdk';
 import type { CallEngine, EngineCapacity, StartBotRequest } from './call-engine.ts';
-import type { BotMode, EngineEvent, EngineEventListener, LatencyEventData } from './events.ts';
+import { TURN_RULES, type BotMode, type EngineEvent, type EngineEventListener, type LatencyEventData } from './events.ts';
 import { MediaEngine } from './media-engine.ts';
 import type { CallAudio } from './call-audio.ts';
 import { VoiceCall, type VoiceCallSettings } from './call/voice-call.ts';
@@ -293,6 +293,10 @@ export class VoiceEngine implements CallEngine {
       interruptions_total: this.#counters.interruptions,
       smart_turn_requests_total: m.smartTurn.requests,
       smart_turn_failures_total: m.smartTurn.failures,
+      // Requests that missed SMART_TURN_DEADLINE_MS: dropped before a thread ran them, or ran past it.
+      smart_turn_expired_total: m.smartTurn.expired,
+      smart_turn_late_total: m.smartTurn.late,
+      ...Object.fromEntries(TURN_RULES.map((rule) => [`turn_decisions_${rule}_total`, m.turnDecisions[rule]])),
       vad_mean_batch_size: m.vadMeanBatchSize,
       vad_silent_windows_total: m.vadSilentWindows,
       event_loop_delay_p99_ms: m.eventLoopDelayP99Ms,

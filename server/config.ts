@@ -53,6 +53,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { section: 'Engine', name: 'VAD_STOP_MS', default: '200', description: 'Silence needed before the VAD reports a stop (and Smart Turn runs).' },
   { section: 'Engine', name: 'VAD_MIN_VOLUME', default: '0.6', description: 'Loudness gate of Pipecat\'s VAD (`min_volume`): a window counts as speech only when the smoothed BS.1770 loudness of the last 400 ms, mapped from -110..-10 LUFS to 0..1, is at least this. Confirms speech a few windows later after silence and ignores quiet blips. 0 turns it off (and saves 12-35 µs per window per call: one K-weighted pass over 400 ms, several calls side by side in WebAssembly).' },
   { section: 'Engine', name: 'VAD_MODEL_RESET_MS', default: '2000', description: 'Clear a call\'s Silero state after this much audio, at the first clearly non-speech moment while the VAD is quiet (Pipecat 1.14\'s rule: non-speech drifts the state so that the speech after it is under-reported). 0 never clears it.' },
+  { section: 'Engine', name: 'SMART_TURN_DEADLINE_MS', default: '250', description: 'How long after the VAD stop decision (itself `VAD_STOP_MS` of silence after the speech) a Smart Turn answer is of use. A request that cannot answer by then (it waited too long for a turn thread, a typical run would end past it, or it is still running) is dropped or its answer ignored, and a fallback decides that pause: the recogniser\'s own end-of-speech signal about the caller\'s last words (Deepgram `speech_final` / `UtteranceEnd`) at once or as soon as it comes, else the silence rule. The turn event and the latency record say which (`deadline_stt`, `deadline_silence`); `/metrics` counts turns by rule (`ve_engine_turn_decisions_<rule>_total`). 250 keeps the stop-to-decision p95 under 300 ms with room for the event loop\'s timer lateness.' },
+  { section: 'Engine', name: 'SMART_TURN_SKIP_RESUMED_SPEECH_UNDER_MS', default: '0', description: 'A VAD stop that ends resumed speech shorter than this (VAD start to stop), after Smart Turn said the turn was incomplete, is not scored again: the "incomplete" stands and the silence rule counts from the new stop. Saves Smart Turn runs on a full box; off (0) by default: on the density conversations 500 saves 3 of 82 runs and changes no decision (nor on four probe clips ending in a short word after a pause), too little evidence and saving to stop scoring every stop as Pipecat does (`npm run bench -- turn-runs`, README).' },
   { section: 'Engine', name: 'SMART_TURN_SILENCE_FALLBACK_MS', default: '3000', description: 'Silence after which a turn counts as complete whatever Smart Turn says.' },
   { section: 'Engine', name: 'SMART_TURN_PRE_SPEECH_MS', default: '500', description: 'Audio before the turn\'s first speech start that Smart Turn is given, on top of `VAD_START_MS` (Pipecat `pre_speech_ms`). Smart Turn scores the current user turn only, as Pipecat builds it: from its first speech start less this allowance, up to the stop, kept across "incomplete" decisions and cleared when the turn completes.' },
   { section: 'Engine', name: 'SMART_TURN_MAX_DURATION_MS', default: '8000', description: 'Smart Turn is given at most the last this-many ms of the turn (Pipecat `max_duration_secs`; the model takes 8 s, zero-padded at the front).' },
@@ -135,7 +137,7 @@ export interface Config {
     vadBackend: Backend;
     smartTurnBackend: Backend;
     vad: { startThreshold: number; stopThreshold: number; startMs: number; stopMs: number; minVolume: number; modelResetMs: number };
-    smartTurn: { silenceFallbackMs: number; preSpeechMs: number; maxDurationMs: number; modelPath: string | undefined };
+    smartTurn: { deadlineMs: number; silenceFallbackMs: number; skipResumedSpeechUnderMs: number; preSpeechMs: number; maxDurationMs: number; modelPath: string | undefined };
     allowModelHub: boolean;
     sttOutageMaxMs: number;
   };
@@ -402,7 +404,9 @@ export function loadConfig(
       smartTurnBackend: r.oneOf('SMART_TURN_BACKEND', ['wasm', 'native'] as const),
       vad,
       smartTurn: {
+        deadlineMs: r.int('SMART_TURN_DEADLINE_MS', 10, 60_000),
         silenceFallbackMs: r.int('SMART_TURN_SILENCE_FALLBACK_MS', 100, 60_000),
+        skipResumedSpeechUnderMs: r.int('SMART_TURN_SKIP_RESUMED_SPEECH_UNDER_MS', 0, 10_000),
         preSpeechMs: r.int('SMART_TURN_PRE_SPEECH_MS', 0, 8000),
         maxDurationMs: r.int('SMART_TURN_MAX_DURATION_MS', 100, 8000),
         modelPath: r.optional('SMART_TURN_MODEL_PATH'),

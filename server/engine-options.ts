@@ -4,7 +4,7 @@
  * so every figure and test runs what the product runs; one that needs another value overrides a field
  * of the result (or a setting before `loadConfig`) and says why where it does.
  */
-import type { MediaEngineOptions } from '../engine/media-engine.ts';
+import { DEFAULT_MEDIA_OPTIONS, type MediaEngineOptions } from '../engine/media-engine.ts';
 import type { VoiceEngineOptions } from '../engine/voice-engine.ts';
 import type { VoiceCallSettings } from '../engine/call/voice-call.ts';
 import { resolveModel } from '../models/model-manager.ts';
@@ -21,6 +21,7 @@ export type ConfiguredMediaOptions = Pick<
   | 'vad'
   | 'turn'
   | 'turnWindow'
+  | 'smartTurn'
   | 'vadBatchWindowMs'
   | 'vadSkipDigitalSilence'
   | 'vadMinVolume'
@@ -51,7 +52,8 @@ export function engineOptions(config: Config, models: { vadPath: string; smartTu
         startMs: engine.vad.startMs,
         stopMs: engine.vad.stopMs,
       },
-      turn: { silenceFallbackMs: engine.smartTurn.silenceFallbackMs },
+      turn: { silenceFallbackMs: engine.smartTurn.silenceFallbackMs, skipResumedSpeechUnderMs: engine.smartTurn.skipResumedSpeechUnderMs },
+      smartTurn: { ...DEFAULT_MEDIA_OPTIONS.smartTurn, deadlineMs: engine.smartTurn.deadlineMs },
       turnWindow: { preSpeechMs: engine.smartTurn.preSpeechMs, maxDurationMs: engine.smartTurn.maxDurationMs },
       vadBatchWindowMs: engine.vadBatchWindowMs,
       vadSkipDigitalSilence: engine.vadSkipDigitalSilence,

@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { BOT_IDENTITY_PREFIX } from '../engine/transport/bot-identity.ts';
 import { ERROR_CATALOGUE } from './errors.ts';
+import { TURN_RULES } from '../engine/events.ts';
 import { MAX_DEPTH_KEYWORD, MAX_JSON_BYTES_KEYWORD } from './validation.ts';
 
 /**
@@ -74,8 +75,8 @@ export const Latency = Type.Object({
   at: Type.String({ format: 'date-time' }),
   responseMs: Type.Optional(Type.Number()),
   stagesMs: Type.Optional(Type.Record(Type.String(), Type.Number())),
-  /** Which rule ended the caller's turn (`model` or `silence`) and Smart Turn's probability. */
-  smartTurn: Type.Optional(Type.Object({ rule: Type.Union([Type.Literal('model'), Type.Literal('silence')]), probability: Type.Union([Type.Number(), Type.Null()]) })),
+  /** Which rule ended the caller's turn (see `TurnRule`: `model`, `silence`, `deadline_stt`, `deadline_silence`) and Smart Turn's probability. */
+  smartTurn: Type.Optional(Type.Object({ rule: Type.Union(TURN_RULES.map((rule) => Type.Literal(rule))), probability: Type.Union([Type.Number(), Type.Null()]) })),
 });
 
 export const Recording = Type.Object({

@@ -116,7 +116,8 @@ export interface EngineRunResult {
   rssPerCallMb: number | null;
   vad: { batches: number; meanBatchSize: number };
   smartTurn: { requests: number; batches: number; failures: number; queuedAtEnd: number };
-  events: { speechStarts: number; speechEnds: number; turnsByModel: number; turnsBySilence: number; smartTurnErrors: number; overflows: number };
+  /** `turnsByDeadline`: turns whose Smart Turn request missed SMART_TURN_DEADLINE_MS (the harness has no recogniser, so the silence rule decided them). */
+  events: { speechStarts: number; speechEnds: number; turnsByModel: number; turnsBySilence: number; turnsByDeadline: number; smartTurnErrors: number; overflows: number };
   workerRestarts: number;
 }
 

@@ -27,7 +27,7 @@ function engineRun(calls: number, overrides: Partial<EngineRunResult> = {}): Eng
     rssPerCallMb: calls > 0 ? (300 + calls * 2) / calls : null,
     vad: { batches: 10, meanBatchSize: calls / 2 },
     smartTurn: { requests: 10, batches: 8, failures: 0, queuedAtEnd: 0 },
-    events: { speechStarts: 10, speechEnds: 10, turnsByModel: 5, turnsBySilence: 1, smartTurnErrors: 0, overflows: 0 },
+    events: { speechStarts: 10, speechEnds: 10, turnsByModel: 5, turnsBySilence: 1, turnsByDeadline: 0, smartTurnErrors: 0, overflows: 0 },
     workerRestarts: 0,
     ...overrides,
   };

@@ -51,7 +51,7 @@ export function resultRows(engineRuns: EngineRunWithBase[], peerRuns: PeerRunRes
       'VAD batch': round(r.vad.meanBatchSize),
       // Errors as the calls saw them: timeouts are not counted in the pool's `failures`.
       'ST req/batch/err': `${r.smartTurn.requests}/${r.smartTurn.batches}/${r.events.smartTurnErrors}`,
-      'turns model/silence': `${r.events.turnsByModel}/${r.events.turnsBySilence}`,
+      'turns model/silence/deadline': `${r.events.turnsByModel}/${r.events.turnsBySilence}/${r.events.turnsByDeadline}`,
       "others' CPU %": others(r),
     });
   }
@@ -144,7 +144,7 @@ export function targets(engineRuns: EngineRunWithBase[], ratioRows: Ratio[]): Ta
       target: 'stop-to-decision p95 < 250 ms at >= 100 calls',
       backend: r.backend,
       N: r.calls,
-      value: `${round(r.stopToTurnDecisionMs.p95, 0) ?? 'no answer'} ms (${r.events.smartTurnErrors} of ${r.smartTurn.requests} requests failed or timed out)`,
+      value: `${round(r.stopToTurnDecisionMs.p95, 0) ?? 'no answer'} ms (${r.events.smartTurnErrors} of ${r.smartTurn.requests} requests failed; ${r.events.turnsByDeadline} turns decided after a missed deadline)`,
       met: below(r.stopToTurnDecisionMs.p95, 250) && r.events.smartTurnErrors === 0,
     });
   }

@@ -65,7 +65,7 @@ log(`engine started in ${engineStartMs.toFixed(0)} ms`);
 
 const random = seededRandom(Number(values.seed) * 1_000_003 + calls);
 const feeder = new RealTimeFeeder({ frameMs: FRAME_MS, tickMs });
-const counts = { speechStarts: 0, speechEnds: 0, turnsByModel: 0, turnsBySilence: 0, smartTurnErrors: 0, overflows: 0 };
+const counts = { speechStarts: 0, speechEnds: 0, turnsByModel: 0, turnsBySilence: 0, turnsByDeadline: 0, smartTurnErrors: 0, overflows: 0 };
 let counting = false;
 
 for (let i = 0; i < calls; i++) {
@@ -78,7 +78,8 @@ for (let i = 0; i < calls; i++) {
     else if (event.type === 'speech_end') counts.speechEnds++;
     else if (event.type === 'user_turn_complete') {
       if (event.rule === 'model') counts.turnsByModel++;
-      else counts.turnsBySilence++;
+      else if (event.rule === 'silence') counts.turnsBySilence++;
+      else counts.turnsByDeadline++;
     } else if (event.type === 'smart_turn_error') counts.smartTurnErrors++;
     else if (event.type === 'input_overflow') counts.overflows++;
   });

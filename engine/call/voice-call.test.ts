@@ -183,6 +183,13 @@ describe('VoiceCall', () => {
     expect(h.stt.current.finalizeCalls).toBe(2);
   });
 
+  it("hands the recogniser's end-of-speech signals to the media path, where the turn detector's deadline fallback uses them", () => {
+    const h = setup({ replies: [] });
+    h.stt.current.endOfSpeech({ kind: 'speech_final', lastWordEndMs: 1450 });
+    h.stt.current.endOfSpeech({ kind: 'utterance_end', lastWordEndMs: 1450 });
+    expect(h.media.recognizerEndsOfSpeechMs).toEqual([1450, 1450]);
+  });
+
   it('sends the recogniser 400 ms messages while the caller is quiet, 100 ms ones while they speak, flushed at each change', () => {
     const h = setup({ replies: [] });
     const frame = new Int16Array(320); // 20 ms at 16 kHz

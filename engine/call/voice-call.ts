@@ -34,8 +34,8 @@ import { DEFAULT_VOICE_CALL_SETTINGS, type VoiceCallSettings } from './voice-cal
 export { CALL_TOOLS } from './call-tools.ts';
 export { DEFAULT_VOICE_CALL_SETTINGS, type VoiceCallSettings } from './voice-call-settings.ts';
 
-/** What a call needs of its media path: the caller's audio in, VAD and turn events out. */
-export type VoiceCallMedia = Pick<CallAudio, 'writeCallerAudio' | 'onEvent' | 'processedSamples'>;
+/** What a call needs of its media path: the caller's audio and the recogniser's end-of-speech signal in, VAD and turn events out. */
+export type VoiceCallMedia = Pick<CallAudio, 'writeCallerAudio' | 'onEvent' | 'processedSamples' | 'handleRecognizerEndOfSpeech'>;
 
 /** How often barge-in decisions and the bot's spoken words are brought up to date. */
 const POLICY_TICK_MS = 50;
@@ -103,6 +103,7 @@ export class VoiceCall {
       sampleRate: opts.transport.callerSampleRate,
       maxOutageMs: this.settings.sttOutageMaxMs,
       onResult: (r) => this.#onTranscript(r),
+      onEndOfSpeech: (signal) => this.#media.handleRecognizerEndOfSpeech(signal.lastWordEndMs),
       onError: (e) => this.#onSttLost(e),
       onUnavailable: (e) => this.#onSttDown(e),
       onReconnected: (downMs) => this.#onSttBack(downMs),

@@ -9,7 +9,7 @@ beforeAll(async () => {
 });
 
 const features = () => new Float32Array(SMART_TURN_FEATURE_LENGTH).map(() => Math.random() * 0.1);
-const options = () => ({ modelPath, backend: 'native' as const, threads: 1, intraOpThreads: 1, maxBatch: 8, timeoutMs: 10_000, warmUpRuns: 0 });
+const options = () => ({ modelPath, backend: 'native' as const, threads: 1, intraOpThreads: 1, maxBatch: 8, deadlineMs: 10_000, warmUpRuns: 0 });
 
 describe('SmartTurnPool', () => {
   it('keeps one queued request per call and drops it when asked', async () => {
@@ -73,5 +73,46 @@ describe('SmartTurnPool', () => {
     );
     expect(typeof outcome === 'number' || outcome === 'VE_SMART_TURN_FAILED' || outcome === 'VE_CLOSED').toBe(true);
     await expect(pool.predict('b', features())).rejects.toMatchObject({ code: 'VE_CLOSED' });
+  });
+
+  it('answers every request by its deadline on a slowed model: late and queued requests are rejected on time, counted, and a hopeless one never runs', async () => {
+    const runs: SmartTurnRunRecord[] = [];
+    const pool = new SmartTurnPool({ ...options(), onRun: (run) => runs.push(run) });
+    const DEADLINE_MS = 150;
+    // How long the caller learns the outcome after asking, and what it was.
+    const timed = (promise: Promise<unknown>) => {
+      const askedAt = performance.now();
+      return promise.then(
+        () => ({ code: 'answered', afterMs: performance.now() - askedAt, ran: true }),
+        (e: { code: string; ran?: boolean }) => ({ code: e.code, afterMs: performance.now() - askedAt, ran: e.ran }),
+      );
+    };
+    try {
+      await pool.warmUp();
+      // Each run holds the thread 400 ms longer than the model needs: no run can meet a 150 ms deadline.
+      pool.slowDown(400);
+      const [running, queued] = await Promise.all([timed(pool.predict('a', features(), DEADLINE_MS)), timed(pool.predict('b', features(), DEADLINE_MS))]);
+      expect(running).toMatchObject({ code: 'VE_SMART_TURN_TIMEOUT', ran: true });
+      expect(queued).toMatchObject({ code: 'VE_SMART_TURN_TIMEOUT', ran: false });
+      // Both outcomes came at the deadline (the bound allows a busy box's timer lateness), not when the run ended.
+      for (const outcome of [running, queued]) {
+        expect(outcome.afterMs).toBeGreaterThanOrEqual(DEADLINE_MS - 1);
+        expect(outcome.afterMs).toBeLessThan(DEADLINE_MS + 100);
+      }
+      expect(pool.stats()).toMatchObject({ requests: 2, late: 1, expired: 1, timeouts: 2, batches: 1 });
+      // Once a run has shown how long runs take, a request that could not finish in time is dropped
+      // before it costs a thread, at once.
+      await expect.poll(() => runs.length).toBe(1);
+      expect(runs[0].runMs).toBeGreaterThanOrEqual(400);
+      const hopeless = await timed(pool.predict('c', features(), DEADLINE_MS));
+      expect(hopeless).toMatchObject({ code: 'VE_SMART_TURN_TIMEOUT', ran: false });
+      expect(hopeless.afterMs).toBeLessThan(DEADLINE_MS);
+      expect(pool.stats()).toMatchObject({ requests: 3, late: 1, expired: 2, batches: 1 });
+      // The box recovers: a generous deadline is met again.
+      pool.slowDown(0);
+      expect(await timed(pool.predict('d', features(), 5000))).toMatchObject({ code: 'answered' });
+    } finally {
+      await pool.close();
+    }
   });
 });

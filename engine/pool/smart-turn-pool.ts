@@ -17,8 +17,11 @@ export interface SmartTurnPoolOptions {
   /** Intra-op threads per session. */
   intraOpThreads: number;
   maxBatch: number;
-  /** A request not answered within this is rejected, and the turn falls back to silence. */
-  timeoutMs: number;
+  /**
+   * Deadline of a request that `predict` gives none: past it the request is rejected
+   * (`SmartTurnTimeoutError`) and the turn detector's fallback decides.
+   */
+  deadlineMs: number;
   warmUpRuns: number;
   /** Told of every run when it ends: how long its requests waited for a thread, and how long it ran. */
   onRun?: (run: SmartTurnRunRecord) => void;
@@ -45,13 +48,21 @@ interface Pending {
   enqueuedAt: number;
   resolve(answer: SmartTurnAnswer): void;
   reject(error: Error): void;
+  /** `performance.now()` past which the answer is of no use. */
+  deadlineAt: number;
   timer: NodeJS.Timeout;
   settled: boolean;
+  /** Handed to a thread: its cost is spent, whatever happens to the answer. */
+  running: boolean;
 }
 
+/** The request missed its deadline: it waited too long for a thread, could not finish in time, or ran past it. */
 export class SmartTurnTimeoutError extends VoiceError {
-  constructor(timeoutMs: number) {
-    super('VE_SMART_TURN_TIMEOUT', `Smart Turn did not answer within ${timeoutMs} ms`, { retryable: true });
+  /** Whether the request was dropped before any thread ran it (it cost nothing). */
+  readonly ran: boolean;
+  constructor(deadlineMs: number, ran: boolean) {
+    super('VE_SMART_TURN_TIMEOUT', `Smart Turn could not answer within its ${Math.round(deadlineMs)} ms deadline (${ran ? 'ran past it' : 'dropped before it ran'})`, { retryable: true });
+    this.ran = ran;
   }
 }
 
@@ -67,6 +78,28 @@ export class SmartTurnFailedError extends VoiceError {
   }
 }
 
+/** How long `close()` waits for runs in flight before it destroys the threads. */
+const CLOSE_WAIT_MS = 5000;
+
+/** How long a measured run time stays the estimate that requests are dropped by. */
+const ESTIMATE_FRESH_MS = 1000;
+
+export interface SmartTurnPoolStats {
+  requests: number;
+  batches: number;
+  failures: number;
+  /** Requests that missed their deadline: `expired + late`. */
+  timeouts: number;
+  /** Dropped before any thread ran them: queued past their deadline, or a typical run would have ended past it. */
+  expired: number;
+  /** Ran, but past their deadline. */
+  late: number;
+  superseded: number;
+  queued: number;
+  inFlight: number;
+  busyMs: number;
+}
+
 export class SmartTurnPool {
   readonly options: SmartTurnPoolOptions;
   #piscina: Piscina;
@@ -76,8 +109,14 @@ export class SmartTurnPool {
   #batches = 0;
   #requests = 0;
   #failures = 0;
-  #timeouts = 0;
+  /** Requests dropped unrun because their deadline passed or could not be met. */
+  #expired = 0;
+  /** Requests whose run went past their deadline (their answers were of no use). */
+  #late = 0;
   #superseded = 0;
+  /** Recent wall time of a run (exponential average); 0 until one has run. */
+  #typicalRunMs = 0;
+  #lastRunEndedAt = -Infinity;
   #running = new Set<Promise<unknown>>();
   /** Wall time of finished runs, summed over threads; runs in flight are in #runStartedAt. */
   #busyMs = 0;
@@ -107,22 +146,22 @@ export class SmartTurnPool {
    * Asks about one call's audio. A queued request of the same `key` that has not started is dropped
    * (its answer could only be stale), which also keeps a saturated pool from piling up work.
    */
-  predict(key: string, features: Float32Array): Promise<SmartTurnAnswer> {
+  predict(key: string, features: Float32Array, deadlineMs: number = this.options.deadlineMs): Promise<SmartTurnAnswer> {
     if (this.#closed) return Promise.reject(new ClosedError('Smart Turn pool'));
     this.#requests++;
     this.cancel(key);
+    const enqueuedAt = performance.now();
     return new Promise((resolve, reject) => {
       const pending: Pending = {
         key,
         features,
-        enqueuedAt: performance.now(),
+        enqueuedAt,
+        deadlineAt: enqueuedAt + deadlineMs,
         resolve,
         reject,
         settled: false,
-        timer: setTimeout(() => {
-          if (!pending.settled) this.#timeouts++;
-          this.#settle(pending, new SmartTurnTimeoutError(this.options.timeoutMs));
-        }, this.options.timeoutMs),
+        running: false,
+        timer: setTimeout(() => this.#missDeadline(pending), Math.max(0, deadlineMs)),
       };
       this.#queue.push(pending);
       this.#dispatch();
@@ -151,13 +190,15 @@ export class SmartTurnPool {
     this.#extraRunMs = Math.max(0, extraMs);
   }
 
-  stats(): { requests: number; batches: number; failures: number; timeouts: number; superseded: number; queued: number; inFlight: number; busyMs: number } {
+  stats(): SmartTurnPoolStats {
     return {
       busyMs: this.busyMs(),
       requests: this.#requests,
       batches: this.#batches,
       failures: this.#failures,
-      timeouts: this.#timeouts,
+      timeouts: this.#expired + this.#late,
+      expired: this.#expired,
+      late: this.#late,
       superseded: this.#superseded,
       queued: this.#queue.length,
       inFlight: this.#inFlight,
@@ -172,12 +213,26 @@ export class SmartTurnPool {
     return this.#piscina.run(task, { transferList });
   }
 
+  #missDeadline(pending: Pending): void {
+    if (pending.settled) return;
+    if (pending.running) this.#late++;
+    else this.#expired++;
+    this.#settle(pending, new SmartTurnTimeoutError(pending.deadlineAt - pending.enqueuedAt, pending.running));
+  }
+
   #dispatch(): void {
     while (!this.#closed && this.#inFlight < this.options.threads) {
-      // Requests that timed out while queued are settled already: drop them before taking a batch.
+      // A request that a typical run would finish past its deadline is dropped now, before it costs a
+      // thread: its fallback decides sooner, and the requests behind it get the thread.
+      // An estimate older than ESTIMATE_FRESH_MS is not trusted (nothing ran since: the box may have
+      // recovered), so a request is tried and measures it again.
+      const now = performance.now();
+      const finishAt = now + (now - this.#lastRunEndedAt < ESTIMATE_FRESH_MS ? this.#typicalRunMs : 0);
+      for (const p of this.#queue) if (!p.settled && finishAt > p.deadlineAt) this.#missDeadline(p);
       this.#queue = this.#queue.filter((p) => !p.settled);
       const batch = this.#queue.splice(0, this.options.maxBatch);
       if (batch.length === 0) return;
+      for (const p of batch) p.running = true;
       this.#inFlight++;
       this.#batches++;
       const features = batch.map((p) => p.features);
@@ -200,6 +255,8 @@ export class SmartTurnPool {
         .finally(() => {
           const runMs = performance.now() - startedAt;
           this.#busyMs += runMs;
+          this.#typicalRunMs = this.#typicalRunMs === 0 ? runMs : 0.8 * this.#typicalRunMs + 0.2 * runMs;
+          this.#lastRunEndedAt = performance.now();
           this.#runStartedAt.delete(run);
           this.#running.delete(run);
           this.#inFlight--;
@@ -226,8 +283,8 @@ export class SmartTurnPool {
     this.#closed = true;
     for (const pending of this.#queue.splice(0)) this.#settle(pending, new ClosedError('Smart Turn pool'));
     // Destroying the pool under a running onnxruntime-node call aborts the whole process: let the
-    // runs in flight finish first (each is bounded by the model's cost, far under the timeout).
-    await Promise.race([Promise.allSettled([...this.#running]), new Promise((r) => setTimeout(r, this.options.timeoutMs).unref())]);
+    // runs in flight finish first (each is bounded by the model's cost, far under this wait).
+    await Promise.race([Promise.allSettled([...this.#running]), new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
     await this.#piscina.destroy();
   }
 }

@@ -4,7 +4,7 @@ import { DeepgramFakeServer } from './local/deepgram-server.ts';
 import { silence, synthesizeSpeech } from './local/speech.ts';
 import { concatPcm } from '../pcm.ts';
 import { DeepgramStt, type DeepgramSttOptions } from './deepgram-stt.ts';
-import type { SttStream, TranscriptResult } from './stt.ts';
+import type { SttEndOfSpeech, SttStream, TranscriptResult } from './stt.ts';
 
 const SAMPLE_RATE = 16000;
 const CHUNK = SAMPLE_RATE / 50; // 20 ms
@@ -27,14 +27,16 @@ interface Collected {
   reconnects: number;
   unavailable: VoiceError[];
   downMs: number[];
+  endOfSpeech: SttEndOfSpeech[];
 }
 
 function open(options: Partial<DeepgramSttOptions> = {}): Collected {
-  const collected: Collected = { results: [], errors: [], reconnects: 0, unavailable: [], downMs: [] };
+  const collected: Collected = { results: [], errors: [], reconnects: 0, unavailable: [], downMs: [], endOfSpeech: [] };
   const stt = new DeepgramStt({ apiKey: 'test-key', baseUrl: server!.url, ...options });
   stream = stt.stream({
     sampleRate: SAMPLE_RATE,
     onResult: (r) => collected.results.push(r),
+    onEndOfSpeech: (signal) => collected.endOfSpeech.push(signal),
     onError: (e) => collected.errors.push(e),
     onUnavailable: (e) => collected.unavailable.push(e),
     onReconnected: (downMs) => {
@@ -159,7 +161,7 @@ describe('DeepgramStt against the local Deepgram server', () => {
     server = await DeepgramFakeServer.start();
     server.setDown(true);
     const started = Date.now();
-    const c: Collected = { results: [], errors: [], reconnects: 0, unavailable: [], downMs: [] };
+    const c: Collected = { results: [], errors: [], reconnects: 0, unavailable: [], downMs: [], endOfSpeech: [] };
     stream = new DeepgramStt({ apiKey: 'k', baseUrl: server.url, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } }).stream({
       sampleRate: SAMPLE_RATE,
       maxOutageMs: 1500,
@@ -176,6 +178,24 @@ describe('DeepgramStt against the local Deepgram server', () => {
     expect(server.upgradeAttempts).toBe(attempts);
   });
 
+  it('tells the recogniser\'s end-of-speech signals: speech_final after each utterance, UtteranceEnd after the gap', async () => {
+    server = await DeepgramFakeServer.start();
+    server.setScript(['hello there', 'I need a truck']);
+    const c = open({ utteranceEndMs: 600 });
+    const { pcm } = await twoUtterances();
+    await feed(pcm);
+    await vi.waitFor(() => expect(c.endOfSpeech.filter((s) => s.kind === 'utterance_end')).toHaveLength(2), WAIT);
+    expect(server.connections[0].query).toMatchObject({ utterance_end_ms: '600', interim_results: 'true' });
+    const [first, second] = finals(c);
+    // Each signal is about the words just finalised: it ends where they end, in call time.
+    expect(c.endOfSpeech).toEqual([
+      { kind: 'speech_final', lastWordEndMs: first.endMs },
+      { kind: 'utterance_end', lastWordEndMs: expect.closeTo(first.endMs, 0) },
+      { kind: 'speech_final', lastWordEndMs: second.endMs },
+      { kind: 'utterance_end', lastWordEndMs: expect.closeTo(second.endMs, 0) },
+    ]);
+  });
+
   it('flushes the open segment on finalize()', async () => {
     server = await DeepgramFakeServer.start();
     const c = open({ endpointingMs: false });
@@ -184,6 +204,8 @@ describe('DeepgramStt against the local Deepgram server', () => {
     stream!.finalize();
     await vi.waitFor(() => expect(finals(c)).toHaveLength(1), WAIT);
     expect(finals(c)[0]).toMatchObject({ text: 'utterance 1', speechFinal: true });
+    // The flush was the engine's request, not the recogniser's judgement that the speaker stopped.
+    expect(c.endOfSpeech).toEqual([]);
     expect(server.connections[0].query.endpointing).toBe('false');
     expect(server.connections[0].controlMessages).toContainEqual({ type: 'Finalize' });
   });

@@ -37,8 +37,12 @@ export interface DeepgramSttOptions {
   punctuate?: boolean;
   /** Default false. */
   smartFormat?: boolean;
-  /** Ask for an `UtteranceEnd` message after this much silence following a word; off when absent. */
-  utteranceEndMs?: number;
+  /**
+   * Ask for an `UtteranceEnd` message after this long a gap following the last finalised word (Deepgram
+   * recommends 1000 or more; it needs interim results, which this class always asks for). An end-of-speech
+   * signal where endpointing's `speech_final` does not come (background noise). Default 1000; `false`: off.
+   */
+  utteranceEndMs?: number | false;
   /** Send `KeepAlive` when no audio went out for this long (Deepgram closes idle streams after 10 s). Default 4000 ms. */
   keepAliveIntervalMs?: number;
   /** Give up on one connection attempt after this long. Default 5000 ms. */
@@ -72,7 +76,17 @@ interface ResultsMessage {
   duration: number;
   is_final?: boolean;
   speech_final?: boolean;
+  /** Set on the result that answers a `Finalize` message. */
+  from_finalize?: boolean;
   channel: { alternatives: Array<{ transcript: string; confidence: number; words?: Array<{ start: number; end: number }> }> };
+}
+
+/** Deepgram's `UtteranceEnd` message. */
+interface UtteranceEndMessage {
+  type: 'UtteranceEnd';
+  channel: number[];
+  /** Seconds into the connection's audio where the last finalised word ends. */
+  last_word_end: number;
 }
 
 export class DeepgramStt implements SpeechToText {
@@ -202,7 +216,7 @@ class DeepgramSttStream implements SttStream {
         punctuate: c.punctuate === false ? 'false' : 'true',
         smart_format: c.smartFormat ? 'true' : 'false',
         endpointing: c.endpointingMs === false ? 'false' : (c.endpointingMs ?? 300),
-        ...(c.utteranceEndMs !== undefined ? { utterance_end_ms: c.utteranceEndMs } : {}),
+        ...(c.utteranceEndMs !== false ? { utterance_end_ms: c.utteranceEndMs ?? 1000 } : {}),
         ...((this.opts.language ?? c.language) !== undefined ? { language: this.opts.language ?? c.language } : {}),
         // This class reconnects itself, because a reconnect must replay audio.
         reconnectAttempts: 0,
@@ -257,11 +271,18 @@ class DeepgramSttStream implements SttStream {
   private onMessage(generation: number, msg: unknown): void {
     if (generation !== this.generation) return;
     const m = msg as { type?: string };
+    const baseMs = (this.connectionBaseSamples / this.sampleRate) * 1000;
+    if (m.type === 'UtteranceEnd') {
+      const lastWordEndS = (msg as UtteranceEndMessage).last_word_end;
+      if (typeof lastWordEndS === 'number' && lastWordEndS >= 0) {
+        this.safely(() => this.opts.onEndOfSpeech?.({ kind: 'utterance_end', lastWordEndMs: baseMs + lastWordEndS * 1000 }));
+      }
+      return;
+    }
     if (m.type !== 'Results') return;
     this.onProven(generation);
     const r = msg as ResultsMessage;
     const alt = r.channel?.alternatives?.[0];
-    const baseMs = (this.connectionBaseSamples / this.sampleRate) * 1000;
     if (r.is_final) {
       this.settle(this.connectionBaseSamples + Math.round((r.start + r.duration) * this.sampleRate));
     }
@@ -279,6 +300,9 @@ class DeepgramSttStream implements SttStream {
       speechFinal: r.is_final === true && r.speech_final === true,
     };
     this.safely(() => this.opts.onResult(result));
+    if (result.speechFinal && r.from_finalize !== true && words.length > 0) {
+      this.safely(() => this.opts.onEndOfSpeech?.({ kind: 'speech_final', lastWordEndMs: result.endMs }));
+    }
   }
 
   private onClose(generation: number, event: { code?: number }): void {

@@ -18,6 +18,17 @@ export interface TranscriptResult {
   speechFinal: boolean;
 }
 
+/**
+ * The recogniser's own judgement that the speaker stopped: Deepgram's `speech_final` (its endpointing
+ * saw enough silence after words) or `UtteranceEnd` (a gap after the last finalised word). A result
+ * forced out by `finalize()` is not one: the engine asked for it.
+ */
+export interface SttEndOfSpeech {
+  kind: 'speech_final' | 'utterance_end';
+  /** Where the last word it is about ends, in ms since the stream started (call-relative). */
+  lastWordEndMs: number;
+}
+
 export interface SttStreamOptions {
   /** Sample rate of the 16-bit mono PCM passed to `pushAudio`. */
   sampleRate: number;
@@ -25,6 +36,11 @@ export interface SttStreamOptions {
   language?: string;
   /** Called for every interim and final result. A throwing listener is caught and ignored. */
   onResult(r: TranscriptResult): void;
+  /**
+   * Called when the recogniser itself says the speaker stopped (after the `final` result it concerns,
+   * if any); providers without such a signal never call it. A throwing listener is caught and ignored.
+   */
+  onEndOfSpeech?(signal: SttEndOfSpeech): void;
   /**
    * Called once when the stream gives up (the recogniser stayed unreachable for `maxOutageMs`, or a
    * provider's attempt budget ran out); the stream is then closed.

@@ -13,6 +13,7 @@
  * of late still splits the turns where the main thread did.
  */
 import { VoiceError } from '../errors.ts';
+import type { TurnRule } from '../events.ts';
 
 export interface TurnWindowOptions {
   /** Audio before the turn's first speech start that belongs to it (Pipecat `pre_speech_ms`). */
@@ -46,9 +47,10 @@ export interface TurnAudioRange {
 /**
  * Where a completed turn's audio ends, as Pipecat clears its buffer: after scoring the audio up to the
  * VAD stop when the model completed the turn, or where the silence rule fired. Audio after that position
- * belongs to the next turn.
+ * belongs to the next turn. A fallback rule (silence, deadline) decides at a later position, and the
+ * silence up to it is this turn's.
  */
-export function completedTurnEndSamples(rule: 'model' | 'silence', stopConfirmedAtSamples: number, decidedAtSamples: number): number {
+export function completedTurnEndSamples(rule: TurnRule, stopConfirmedAtSamples: number, decidedAtSamples: number): number {
   return rule === 'model' ? stopConfirmedAtSamples : decidedAtSamples;
 }
 

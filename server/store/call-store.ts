@@ -11,7 +11,7 @@
  *   are idempotent by a producer-chosen id: a replay writes nothing and does not fail.
  * - Errors are `VoiceError`s from `./errors.ts`; `retryable: true` means the database was unreachable.
  */
-import type { EngineEvent } from '../../engine/events.ts';
+import type { EngineEvent, TurnRule } from '../../engine/events.ts';
 
 /** Lifecycle of a call. `human` = a human agent has taken over; `ended` is terminal by convention. */
 export type CallState = 'created' | 'active' | 'human' | 'ended';
@@ -44,7 +44,7 @@ export interface TurnLatency {
   /** Per-stage durations, e.g. `{ vadMs, turnMs, sttMs, llmFirstTokenMs, ttsFirstByteMs }`. */
   stagesMs?: Record<string, number>;
   /** Which rule ended the caller's turn, and Smart Turn's probability (null when it had not answered). */
-  smartTurn?: { rule: 'model' | 'silence'; probability: number | null };
+  smartTurn?: { rule: TurnRule; probability: number | null };
 }
 
 export type RecordingStatus = 'starting' | 'active' | 'ended' | 'failed' | 'unavailable';

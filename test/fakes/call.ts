@@ -25,6 +25,13 @@ export class FakeCallMedia implements VoiceCallMedia {
     return () => this.#listeners.delete(listener);
   }
 
+  /** The recogniser's end-of-speech signals the call forwarded, by where their last word ends (ms). */
+  readonly recognizerEndsOfSpeechMs: number[] = [];
+
+  handleRecognizerEndOfSpeech(lastWordEndMs: number): void {
+    this.recognizerEndsOfSpeechMs.push(lastWordEndMs);
+  }
+
   emit(event: MediaEvent): void {
     for (const listener of this.#listeners) listener(event);
   }

@@ -1,7 +1,7 @@
 import type { VoiceError } from '../../engine/errors.ts';
 import { ProviderAbortedError } from '../../engine/providers/errors.ts';
 import type { ChatMessage, LanguageModel, LlmChunk, LlmRequest, ToolSpec } from '../../engine/providers/llm.ts';
-import type { SpeechToText, SttStream, SttStreamOptions, TranscriptResult } from '../../engine/providers/stt.ts';
+import type { SpeechToText, SttEndOfSpeech, SttStream, SttStreamOptions, TranscriptResult } from '../../engine/providers/stt.ts';
 import type { TextToSpeech, TtsAudio } from '../../engine/providers/tts.ts';
 import { delay } from '../../engine/providers/local/net.ts';
 
@@ -63,6 +63,11 @@ export class ScriptedSttStream implements SttStream {
   /** Deliver a result as the provider would. */
   emit(result: Partial<TranscriptResult> & { text: string }): void {
     this.opts.onResult({ kind: 'final', startMs: 0, endMs: 0, confidence: 1, speechFinal: result.kind !== 'interim', ...result });
+  }
+
+  /** The recogniser's own end-of-speech signal (Deepgram speech_final / UtteranceEnd), as the provider would send it. */
+  endOfSpeech(signal: SttEndOfSpeech): void {
+    this.opts.onEndOfSpeech?.(signal);
   }
 
   fail(error: VoiceError): void {

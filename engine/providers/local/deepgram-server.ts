@@ -302,7 +302,8 @@ class LiveConnection {
     this.speechRms = options.speechRms;
     this.interimResults = q.interim_results === 'true';
     this.vadEvents = q.vad_events === 'true';
-    this.utteranceEndSamples = q.utterance_end_ms === undefined ? undefined : (Number(q.utterance_end_ms) * this.sampleRate) / 1000;
+    // Deepgram finds the gap from its interim and final results, so `utterance_end_ms` works only with them.
+    this.utteranceEndSamples = q.utterance_end_ms === undefined || !this.interimResults ? undefined : (Number(q.utterance_end_ms) * this.sampleRate) / 1000;
     this.messageDelayMs = options.messageDelayMs;
     this.idleTimeoutMs = options.idleTimeoutMs;
     this.dropPlan = dropPlan;
