@@ -17,6 +17,7 @@ import type { TurnDetectorSettings } from './turn/turn-detector.ts';
 import { TURN_RULES, type TurnRule } from './events.ts';
 import type { TurnWindowSettings } from './pool/protocol.ts';
 import type { LoadProbe, LoadSampleSink } from './load/engine-load.ts';
+import { MISSED_DEADLINE_MS } from './load/load-model.ts';
 
 export interface MediaEngineOptions {
   models: { vadPath: string; smartTurnPath: string };
@@ -324,7 +325,9 @@ export class MediaEngine {
         if (error instanceof SmartTurnTimeoutError) {
           const decisionMs = performance.now() - started;
           this.#decisionLatency.record(decisionMs);
-          this.#toLoadSinks((sink) => sink.turnDecision(decisionMs));
+          // For the load, the model's answer was later than any target: the fallback caps the latency
+          // callers feel, not what Smart Turn can keep up with.
+          this.#toLoadSinks((sink) => sink.turnDecision(MISSED_DEADLINE_MS));
           if (!call.closed) call.handleSmartTurnDeadline(requestId);
           return;
         }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RUN_MS, estimateLoad, loadAt, nextFull, utilisationCeiling, type LoadWindow } from './load-model.ts';
+import { DEFAULT_RUN_MS, MISSED_DEADLINE_MS, estimateLoad, loadAt, nextFull, utilisationCeiling, type LoadWindow } from './load-model.ts';
 
 const T = 300;
 const settings = { turnDecisionTargetMs: T, maxCalls: 100 };
@@ -35,6 +35,11 @@ describe('utilisationCeiling', () => {
 
   it('reads a saturated thread (ρ = 1) as over its ceiling', () => {
     expect(utilisationCeiling(1900, 1, T)).toBeLessThan(1);
+  });
+
+  it('reads missed deadlines in the p95 as no room at all, although the fallback capped what callers felt', () => {
+    // More than 5 % of the window's requests missed their deadline: its p95 is a missed one.
+    expect(utilisationCeiling(MISSED_DEADLINE_MS, 0.5, T)).toBe(0.05);
   });
 });
 

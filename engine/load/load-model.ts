@@ -39,7 +39,7 @@ export interface LoadWindow {
   meanCalls: number;
   /** Share of the window the Smart Turn threads spent running batches, 0..1 (mean over threads). */
   smartTurnUtilisation: number;
-  /** VAD stop to Smart Turn's answer on the main thread; a timed-out request counts as its timeout. */
+  /** VAD stop to Smart Turn's answer on the main thread; a request that missed its deadline counts as MISSED_DEADLINE_MS. */
   turnDecision: { count: number; p95Ms: number };
   /** Time requests waited for a Smart Turn thread; NaN when none ran. */
   smartTurnQueueWaitP95Ms: number;
@@ -83,6 +83,13 @@ export interface LoadAt {
   /** The largest part, or null when every part is 0. */
   limit: LoadPart | null;
 }
+
+/**
+ * The decision latency recorded for a request Smart Turn did not answer by its deadline (the fallback
+ * decided): later than any target, so more than 5 % of them put the p95 past it and the engine reads
+ * as full, although the latency callers feel stays capped by the deadline.
+ */
+export const MISSED_DEADLINE_MS = 1e9;
 
 /** Fewer decisions in a window than this give no p95 worth extrapolating from. */
 export const MIN_DECISIONS_FOR_P95 = 10;
