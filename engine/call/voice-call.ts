@@ -308,7 +308,7 @@ export class VoiceCall {
     this.#bargeIn.reset();
     this.#setState('listening');
     if (reply.after === 'end') this.events.emit('end_call_requested', { reason: 'bot_ended', turnId: reply.turnId });
-    else if (this.#heldTurn !== null && this.#reply === null) {
+    else if (this.#heldTurn !== null) {
       const turn = this.#heldTurn;
       this.#heldTurn = null;
       void this.#respond(turn.turnId, turn.probability, turn.rule);
