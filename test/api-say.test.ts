@@ -92,6 +92,14 @@ describe('POST /v1/calls/:id/say', () => {
     expect(await codeOf(res)).toBe('VE_CALL_ENDED');
   });
 
+  it('is in the OpenAPI document, as is the greeting', async () => {
+    const doc = (await (await fetch(`${h.baseUrl}/openapi.json`)).json()) as any;
+    const say = doc.paths['/v1/calls/{id}/say'].post;
+    expect(Object.keys(say.requestBody.content['application/json'].schema.properties).sort()).toEqual(['interruptible', 'text']);
+    expect(Object.keys(say.responses)).toEqual(expect.arrayContaining(['202', '403', '404', '409', '501']));
+    expect(doc.paths['/v1/calls'].post.requestBody.content['application/json'].schema.properties).toHaveProperty('greeting');
+  });
+
   it('answers 502 VE_ENGINE_FAILED when the engine fails', async () => {
     const callId = await createCall();
     engine.failNext('say', new Error('boom'));
