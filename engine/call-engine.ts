@@ -18,11 +18,17 @@ export interface StartBotRequest {
   roomName: string;
   callerIdentity?: string;
   instructions?: string;
+  /** Spoken once, when the caller's first audio arrives (so a caller who joins late hears it); interruptible. */
+  greeting?: string;
   /**
    * Join with this URL and token instead of a token the engine mints: a LiveKit agent job's
    * assignment (engine/dispatch). The token must carry `botIdentity(callId)` as its identity.
    */
   join?: { url: string; token: string };
+}
+
+export interface SayOptions {
+  interruptible: boolean;
 }
 
 export interface CallEngine {
@@ -32,6 +38,11 @@ export interface CallEngine {
   startBot(req: StartBotRequest): Promise<void>;
   stopBot(callId: string): Promise<void>;
   setBotMode(callId: string, mode: BotMode): Promise<void>;
+  /**
+   * The bot speaks `text` now (a dispatcher's announcement), cutting a reply in flight. With
+   * `interruptible: false` the caller's voice does not stop it; their turn is answered after it.
+   */
+  say(callId: string, text: string, opts: SayOptions): Promise<void>;
   /** Engine-side WAV of both sides; works without LiveKit egress. */
   startRecording(callId: string, filePath: string): Promise<void>;
   stopRecording(callId: string): Promise<{ filePath: string; durationMs: number }>;

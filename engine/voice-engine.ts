@@ -4,7 +4,7 @@
  * demand, and turns everything that happens into one event stream.
  */
 import { AccessToken } from 'livekit-server-sdk';
-import type { CallEngine, EngineCapacity, StartBotRequest } from './call-engine.ts';
+import type { CallEngine, EngineCapacity, SayOptions, StartBotRequest } from './call-engine.ts';
 import { TURN_RULES, type BotMode, type EngineEvent, type EngineEventListener, type LatencyEventData } from './events.ts';
 import { MediaEngine } from './media-engine.ts';
 import type { CallAudio } from './call-audio.ts';
@@ -151,6 +151,7 @@ export class VoiceEngine implements CallEngine {
         ...this.options.providers,
         settings: { ...this.options.call, ...(req.instructions ? { instructions: req.instructions } : {}) },
         events,
+        ...(req.greeting ? { greeting: req.greeting } : {}),
       });
       const unsubscribe = events.on((event) => this.#onCallEvent(event));
       hosted = { callId: req.callId, voice, transport, recorder: null, unsubscribe };
@@ -242,6 +243,11 @@ export class VoiceEngine implements CallEngine {
 
   async setBotMode(callId: string, mode: BotMode): Promise<void> {
     this.#get(callId).voice.setMode(mode);
+  }
+
+  /** Resolves once the call has taken the text; it is spoken from there (a failure is an `error` event). */
+  async say(callId: string, text: string, opts: SayOptions): Promise<void> {
+    void this.#get(callId).voice.say(text, opts);
   }
 
   async startRecording(callId: string, filePath: string): Promise<void> {

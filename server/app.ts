@@ -14,6 +14,7 @@ import { callsRoutes } from './routes/calls.ts';
 import { consoleRoutes, type RuntimeInfo } from './routes/console.ts';
 import { errorsPlugin } from './routes/errors.ts';
 import { eventsStreamRoutes } from './routes/events-stream.ts';
+import { sayRoutes } from './routes/say.ts';
 import { handoffRoutes } from './routes/handoff.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsPlugin } from './routes/metrics.ts';
@@ -93,6 +94,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(callsRoutes, { ctx });
   await app.register(tokensRoutes, { ctx });
   await app.register(handoffRoutes, { ctx });
+  await app.register(sayRoutes, { ctx });
   await app.register(recordingRoutes, { ctx });
   await app.register(webhooksRoutes, { ctx });
   await app.register(eventsStreamRoutes, { ctx });

@@ -5,14 +5,14 @@
  * exactly as a REST-created call and writes its events to the shared store.
  *
  * What crosses processes and what does not (yet):
- * - start: the dispatch carries the call's caller identity and instructions as its metadata
+ * - start: the dispatch carries the call's caller identity, instructions and greeting as its metadata
  *   (`DispatchMetadata`); the engine reads it back from the job.
  * - stop (`/end`, handoff with the bot removed): the bot participant is removed from its room
  *   (`RoomServiceClient.removeParticipant`); its engine sees it leave and ends the call, and LiveKit
  *   ends the job. `/end` then deletes the room as ever.
  * - bot mode `transcriber`: the room's metadata carries it (engine/transport/room-signal.ts); LiveKit
  *   delivers the update to the bot's Room as `RoomMetadataChanged` on whichever engine hosts it.
- * - engine-side recording: not built across processes; it answers 501 `VE_ENGINE_REMOTE`.
+ * - engine-side recording and `say`: not built across processes; they answer 501 `VE_ENGINE_REMOTE`.
  * - live event streams: the engines write events to the store; this process serves history from it,
  *   but its live SSE/WebSocket streams see no events of remote calls (issue 12 item 4).
  * - capacity: admission from the workers' reports is issue 12 item 6; until then this process admits
@@ -30,6 +30,7 @@ export interface DispatchMetadata {
   callId: string;
   callerIdentity?: string;
   instructions?: string;
+  greeting?: string;
 }
 
 /** The dispatch metadata of a job, or `{}` for a job someone else dispatched (free text, other JSON). */
@@ -41,11 +42,12 @@ export function parseDispatchMetadata(metadata: string): Partial<DispatchMetadat
     return {};
   }
   if (parsed === null || typeof parsed !== 'object') return {};
-  const { callId, callerIdentity, instructions } = parsed as Record<string, unknown>;
+  const { callId, callerIdentity, instructions, greeting } = parsed as Record<string, unknown>;
   return {
     ...(typeof callId === 'string' ? { callId } : {}),
     ...(typeof callerIdentity === 'string' ? { callerIdentity } : {}),
     ...(typeof instructions === 'string' ? { instructions } : {}),
+    ...(typeof greeting === 'string' ? { greeting } : {}),
   };
 }
 
@@ -84,6 +86,7 @@ export class DispatchEngine implements CallEngine {
       callId: req.callId,
       ...(req.callerIdentity !== undefined ? { callerIdentity: req.callerIdentity } : {}),
       ...(req.instructions !== undefined ? { instructions: req.instructions } : {}),
+      ...(req.greeting !== undefined ? { greeting: req.greeting } : {}),
     };
     try {
       await this.#client.createDispatch(req.roomName, this.agentName, { metadata: JSON.stringify(metadata) });
@@ -118,6 +121,10 @@ export class DispatchEngine implements CallEngine {
     } catch (err) {
       throw new ApiError('VE_LIVEKIT_UNAVAILABLE', 'LiveKit updateRoomMetadata failed', { cause: err });
     }
+  }
+
+  async say(callId: string): Promise<void> {
+    throw remote(callId, 'say');
   }
 
   async startRecording(callId: string): Promise<void> {

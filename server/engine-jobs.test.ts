@@ -46,10 +46,10 @@ describe('JobHost', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('hosts a job with its token, caller and instructions from a REST dispatch\'s metadata, keeping the API\'s record', async () => {
+  it('hosts a job with its token, caller, instructions and greeting from a REST dispatch\'s metadata, keeping the API\'s record', async () => {
     await store.createCall({ callId: 'c1', roomName: 'call-c1', owner: 'dispatch' });
-    await host.host(job({ callId: 'c1', roomName: 'call-c1', metadata: JSON.stringify({ callId: 'c1', callerIdentity: 'caller-c1', instructions: 'Be brief.' }) }));
-    expect(engine.calls.get('c1')?.req).toEqual({ callId: 'c1', roomName: 'call-c1', callerIdentity: 'caller-c1', instructions: 'Be brief.', join: { url: 'ws://127.0.0.1:7880', token: 'job-token' } });
+    await host.host(job({ callId: 'c1', roomName: 'call-c1', metadata: JSON.stringify({ callId: 'c1', callerIdentity: 'caller-c1', instructions: 'Be brief.', greeting: 'Hello.' }) }));
+    expect(engine.calls.get('c1')?.req).toEqual({ callId: 'c1', roomName: 'call-c1', callerIdentity: 'caller-c1', instructions: 'Be brief.', greeting: 'Hello.', join: { url: 'ws://127.0.0.1:7880', token: 'job-token' } });
     const call = await store.getCall('c1');
     expect(call?.owner).toBe('dispatch');
     expect(call?.metadata[META_DISPATCH]).toBeUndefined();

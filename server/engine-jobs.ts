@@ -64,6 +64,7 @@ export class JobHost {
         roomName: job.roomName,
         ...(meta.callerIdentity !== undefined ? { callerIdentity: meta.callerIdentity } : {}),
         ...(meta.instructions !== undefined ? { instructions: meta.instructions } : {}),
+        ...(meta.greeting !== undefined ? { greeting: meta.greeting } : {}),
         join: { url: job.url, token: job.token },
       });
     } catch (error) {

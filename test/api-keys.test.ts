@@ -67,6 +67,7 @@ function callRoutes(callId: string): { method: string; path: string; json?: unkn
     { method: 'GET', path: `/v1/calls/${callId}/events` },
     { method: 'POST', path: `/v1/calls/${callId}/end` },
     { method: 'POST', path: `/v1/calls/${callId}/handoff`, json: { botMode: 'transcriber' } },
+    { method: 'POST', path: `/v1/calls/${callId}/say`, json: { text: 'hello' } },
     { method: 'POST', path: `/v1/calls/${callId}/recording/start` },
     { method: 'POST', path: `/v1/calls/${callId}/recording/stop` },
     { method: 'POST', path: `/v1/calls/${callId}/egress`, json: { action: 'start' } },

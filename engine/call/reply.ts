@@ -41,6 +41,13 @@ export interface ReplyFields {
   rule: TurnRule | null;
   /** A fixed notice to the caller (recogniser outage), not an answer: kept out of the conversation and the latencies. */
   notice?: boolean;
+  /**
+   * Fixed text said on request (the greeting, a `say`), not an answer: it enters the conversation
+   * as the bot's words but has no turn latency.
+   */
+  scripted?: boolean;
+  /** False: the caller's voice does not stop it (a `say` that must be heard out). Default true. */
+  interruptible?: boolean;
   /** Where the reply's sentences are synthesised, and where their audio goes. */
   tts: TextToSpeech;
   output: BotOutput;
@@ -57,6 +64,8 @@ export class Reply {
   readonly probability: number | null;
   readonly rule: TurnRule | null;
   readonly notice: boolean;
+  readonly scripted: boolean;
+  readonly interruptible: boolean;
   #tts: TextToSpeech;
   #output: BotOutput;
   readonly abort = new AbortController();
@@ -78,6 +87,8 @@ export class Reply {
     this.probability = fields.probability;
     this.rule = fields.rule;
     this.notice = fields.notice ?? false;
+    this.scripted = fields.scripted ?? false;
+    this.interruptible = fields.interruptible ?? true;
     this.#tts = fields.tts;
     this.#output = fields.output;
   }

@@ -29,6 +29,7 @@ import { reportMediaEvent } from './media-events.ts';
 import { RecogniserFeed } from './recogniser-feed.ts';
 import { RecogniserOutage } from './recogniser-outage.ts';
 import { Reply, type ReplyFields } from './reply.ts';
+import { SentenceSplitter } from '../providers/sentence-splitter.ts';
 import { DEFAULT_VOICE_CALL_SETTINGS, type VoiceCallSettings } from './voice-call-settings.ts';
 
 export { CALL_TOOLS } from './call-tools.ts';
@@ -61,6 +62,10 @@ export class VoiceCall {
   #reply: Reply | null = null;
   #nextReplyId = 1;
   #callerStoppedAt = 0;
+  /** Said on the caller's first audio frame; null once said (or when there is none). */
+  #greeting: string | null;
+  /** A turn the caller ended during a non-interruptible `say`: answered when it has played. */
+  #heldTurn: { turnId: number; probability: number | null; rule: TurnRule } | null = null;
   #ticker: NodeJS.Timeout;
   #closed = false;
   #onBotFrame: ((pcm: Int16Array) => void) | null = null;
@@ -74,11 +79,14 @@ export class VoiceCall {
     tts: TextToSpeech;
     settings?: Partial<VoiceCallSettings>;
     events?: CallEvents;
+    /** Spoken once, when the caller's first audio arrives: a caller who joins late still hears it. */
+    greeting?: string;
   }) {
     this.callId = opts.callId;
     this.settings = { ...DEFAULT_VOICE_CALL_SETTINGS, ...opts.settings };
     this.events = opts.events ?? new CallEvents(opts.callId);
     this.#media = opts.media;
+    this.#greeting = opts.greeting?.trim() || null;
     this.#transport = opts.transport;
     this.#llm = opts.llm;
     this.#tts = opts.tts;
@@ -94,7 +102,7 @@ export class VoiceCall {
       settings: this.settings.interruption,
       output: this.#output,
       events: this.events,
-      enabled: () => this.#mode === 'active',
+      enabled: () => this.#mode === 'active' && (this.#reply?.interruptible ?? true),
       interrupt: (decidedAtMonoMs) => this.#interrupt(decidedAtMonoMs),
     });
     this.#callerText = new CallerTranscript(opts.callId, this.events, opts.transport);
@@ -127,6 +135,46 @@ export class VoiceCall {
     if (this.#closed) return;
     this.#media.writeCallerAudio(pcm);
     this.#feed.push(pcm);
+    if (this.#greeting !== null) {
+      const greeting = this.#greeting;
+      this.#greeting = null;
+      if (this.#mode === 'active') void this.say(greeting, { interruptible: true });
+    }
+  }
+
+  /**
+   * Speaks `text` now (the greeting, a dispatcher's announcement). A reply in flight is cut, as a
+   * barge-in would cut it (what the caller heard of it stays in the conversation): "now" means now,
+   * and a queued announcement could wait behind a long answer. The text enters the conversation as the
+   * bot's words. With `interruptible: false` the caller's voice does not stop it; a turn they end
+   * meanwhile is answered once it has played. Resolves once its audio is written, not played.
+   */
+  async say(text: string, opts: { interruptible: boolean }): Promise<void> {
+    if (this.#closed) return;
+    this.#cancelReply('say');
+    const now = performance.now();
+    const reply = this.#newReply({
+      turnId: 0,
+      callerStoppedAt: now,
+      marks: { decidedAt: now },
+      probability: null,
+      rule: null,
+      scripted: true,
+      interruptible: opts.interruptible,
+    });
+    this.#reply = reply;
+    this.#output.beginUtterance(reply.id);
+    try {
+      const splitter = new SentenceSplitter();
+      for (const sentence of [...splitter.push(text), ...splitter.flush()]) {
+        if (reply.aborted) break;
+        await reply.speak(sentence);
+      }
+    } catch (error) {
+      if (!reply.aborted) this.#error('tts', error as VoiceError);
+    } finally {
+      this.#endReply(reply);
+    }
   }
 
   /** Taps the bot's outgoing frames (recording). */
@@ -148,7 +196,8 @@ export class VoiceCall {
     if (event.type === 'speech_start') {
       this.#feed.setCallerSpeaking(true);
       this.events.emit('vad', { event: 'speech_start', offsetMs: event.offsetSamples / 16 });
-      if (!this.#bargeIn.speechStarted() && this.#state === 'thinking') this.#cancelReply('caller_resumed');
+      const interruptible = this.#reply?.interruptible ?? true;
+      if (!this.#bargeIn.speechStarted() && this.#state === 'thinking' && interruptible) this.#cancelReply('caller_resumed');
     } else if (event.type === 'speech_end') {
       this.#feed.setCallerSpeaking(false);
       const speechEndMs = event.offsetSamples / 16;
@@ -158,7 +207,9 @@ export class VoiceCall {
       this.#bargeIn.speechEnded();
     } else {
       reportMediaEvent(this.events, event);
-      if (event.type === 'user_turn_complete' && !this.#output.speaking) void this.#respond(event.turnId, event.probability, event.rule);
+      if (event.type !== 'user_turn_complete') return;
+      if (this.#reply?.interruptible === false) this.#heldTurn = { turnId: event.turnId, probability: event.probability, rule: event.rule };
+      else if (!this.#output.speaking) void this.#respond(event.turnId, event.probability, event.rule);
     }
   }
 
@@ -239,7 +290,7 @@ export class VoiceCall {
     if (!reply || reply.id !== id) return;
     reply.marks.firstAudioAt = performance.now();
     this.#setState('speaking');
-    if (!reply.notice) this.events.emit('latency', reply.latency());
+    if (!reply.notice && !reply.scripted) this.events.emit('latency', reply.latency());
   }
 
   #onPlayedOut(id: number): void {
@@ -257,7 +308,11 @@ export class VoiceCall {
     this.#bargeIn.reset();
     this.#setState('listening');
     if (reply.after === 'end') this.events.emit('end_call_requested', { reason: 'bot_ended', turnId: reply.turnId });
-    else if (!this.#outage.down) this.#answerHeldTurn();
+    else if (this.#heldTurn !== null) {
+      const turn = this.#heldTurn;
+      this.#heldTurn = null;
+      void this.#respond(turn.turnId, turn.probability, turn.rule);
+    } else if (!this.#outage.down) this.#answerHeldTurn();
   }
 
   #tick(): void {

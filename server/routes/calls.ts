@@ -35,6 +35,9 @@ const CreateCallBody = Type.Object(
     callerIdentity: Type.Optional(ParticipantIdentity('LiveKit identity of the caller; generated when absent')),
     callerName: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     instructions: Type.Optional(Type.String({ maxLength: 16_000, description: 'System prompt for the bot' })),
+    greeting: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 2000, description: "Said once when the caller's first audio arrives; interruptible like any reply" }),
+    ),
     metadata: Type.Optional(CallMetadata),
   },
   { additionalProperties: false },
@@ -236,7 +239,7 @@ export async function callsRoutes(app: FastifyInstance, { ctx }: CallsOptions): 
     let response;
     try {
       response = await answer(call);
-      await engine.startBot({ callId: call.callId, roomName: call.roomName, callerIdentity, instructions: body.instructions });
+      await engine.startBot({ callId: call.callId, roomName: call.roomName, callerIdentity, instructions: body.instructions, greeting: body.greeting });
     } catch (err) {
       if (err instanceof VoiceError && err.code === 'VE_AT_CAPACITY') {
         // Lost the admission race against another create: same answer as the early check.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ClosedError, VoiceError } from '../../engine/errors.ts';
-import type { CallEngine, EngineCapacity, StartBotRequest } from '../../engine/call-engine.ts';
+import type { CallEngine, EngineCapacity, SayOptions, StartBotRequest } from '../../engine/call-engine.ts';
 import type { BotMode, EngineEvent, EngineEventDataMap, EngineEventListener, EngineEventOf, EngineEventType } from '../../engine/events.ts';
 
 /** Joins the real room as the bot (e.g. with @livekit/rtc-node); returns how to leave it. */
@@ -17,6 +17,7 @@ interface FakeCall {
   mode: BotMode;
   leave?: () => Promise<void>;
   recording?: { filePath: string; startedAtMs: number };
+  said?: Array<{ text: string; interruptible: boolean }>;
 }
 
 /**
@@ -41,7 +42,7 @@ export class FakeEngine implements CallEngine {
   }
 
   /** The next call of `method` throws `err`. */
-  failNext(method: 'startBot' | 'stopBot' | 'setBotMode' | 'startRecording' | 'stopRecording', err: unknown): void {
+  failNext(method: 'startBot' | 'stopBot' | 'setBotMode' | 'say' | 'startRecording' | 'stopRecording', err: unknown): void {
     this.#failures.set(method, err);
   }
 
@@ -102,6 +103,14 @@ export class FakeEngine implements CallEngine {
     this.#maybeFail('setBotMode');
     this.#call(callId).mode = mode;
     this.emit(callId, 'bot_mode', { mode });
+  }
+
+  /** Records what the bot was asked to say (`FakeCall.said`); speaks nothing. */
+  async say(callId: string, text: string, opts: SayOptions): Promise<void> {
+    this.log.push(`say ${callId} ${opts.interruptible ? 'interruptible' : 'uninterruptible'}`);
+    this.#maybeFail('say');
+    const call = this.#call(callId);
+    (call.said ??= []).push({ text, interruptible: opts.interruptible });
   }
 
   async startRecording(callId: string, filePath: string): Promise<void> {
