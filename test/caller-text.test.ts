@@ -58,4 +58,23 @@ describe('text from the caller (lk.chat)', () => {
     expect(everything).not.toContain('cancelled');
     expect(userMessagesToLlm().flat().some((m) => m.includes('cancelled'))).toBe(false);
   });
+
+  it('interrupts the bot when the caller types while it speaks, and answers the new text', async () => {
+    const callId = 'typed-over';
+    const caller = await harness.placeCall(callId);
+    const sentAt = performance.now();
+    await caller.room.localParticipant!.sendText('Where is load 7?', { topic: CHAT_TOPIC });
+    await waitFor('the caller hears the first answer', () => caller.firstAudible(sentAt), 20_000);
+    await caller.room.localParticipant!.sendText('Which dock?', { topic: CHAT_TOPIC });
+
+    const interrupted = await waitFor('the interruption', () => eventsOf(harness.events, callId, 'interruption', { event: 'interrupted' })[0]);
+    expect(interrupted.data).toMatchObject({ event: 'interrupted', turnId: 0 });
+    // When the caller heard none of the first answer's words, the conversation joins the two texts into one user message.
+    await waitFor('the LLM asked with the second text', () => userMessagesToLlm().some((m) => m.at(-1)?.endsWith('Which dock?')));
+    // The first answer's final holds only what was heard of it (nothing, if no word had played yet).
+    const answer = await waitFor('the answer to the second text', () =>
+      eventsOf(harness.events, callId, 'transcript', { speaker: 'bot', final: true }).find((e) => e.data.text.includes('Which dock?')), 20_000);
+    expect(answer.data.text).toMatch(/^You said: (Where is load 7\? )?Which dock\?/);
+    expect(eventsOf(harness.events, callId, 'transcript', { speaker: 'caller', source: 'text' }).map((e) => e.data.text)).toEqual(['Where is load 7?', 'Which dock?']);
+  });
 });
