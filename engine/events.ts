@@ -62,6 +62,8 @@ export interface TranscriptEventData {
   endMs?: number;
   /** The user turn a bot segment answers. */
   turnId?: number;
+  /** How a caller segment came: spoken (the default) or typed in the caller's app (LiveKit's `lk.chat`). */
+  source?: 'speech' | 'text';
 }
 
 export interface BotStatusEventData {

@@ -131,6 +131,7 @@ export class VoiceEngine implements CallEngine {
             voice?.handleCallerAudio(pcm);
             hosted?.recorder?.caller(pcm);
           },
+          onCallerText: (text) => voice?.handleCallerText(text),
           onCallerLeft: () => void this.#end(req.callId, 'caller_left'),
           // The api role's handoff, from another process (server/dispatch-engine.ts).
           onRoomMetadata: (metadata) => {

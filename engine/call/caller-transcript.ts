@@ -16,6 +16,7 @@ export class CallerTranscript {
   #events: CallEvents;
   #transport: CallTransport;
   #segment = 0;
+  #typed = 0;
   #turnText: string[] = [];
   #lastFinal: { endMs: number; at: number } | null = null;
   #waiters: Array<() => void> = [];
@@ -34,6 +35,15 @@ export class CallerTranscript {
     const final = result.kind === 'final';
     this.#events.emit('transcript', { segmentId, speaker: 'caller', text: result.text, startMs: result.startMs, endMs: result.endMs, final });
     void this.#transport.publishTranscript({ segmentId, speaker: 'caller', text: result.text, final }).catch(() => {});
+  }
+
+  /**
+   * A message the caller typed: a final segment of its own, marked as text, in the call's events only.
+   * Not sent back to the room: the caller's app already shows what it sent on `lk.chat`.
+   */
+  typed(text: string): void {
+    const segmentId = `${this.#callId}:caller:text:${this.#typed++}`;
+    this.#events.emit('transcript', { segmentId, speaker: 'caller', text, final: true, source: 'text' });
   }
 
   /** A final result: it closes its segment and joins the turn's text. */

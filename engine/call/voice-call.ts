@@ -38,6 +38,9 @@ export { DEFAULT_VOICE_CALL_SETTINGS, type VoiceCallSettings } from './voice-cal
 /** What a call needs of its media path: the caller's audio and the recogniser's end-of-speech signal in, VAD and turn events out. */
 export type VoiceCallMedia = Pick<CallAudio, 'writeCallerAudio' | 'onEvent' | 'processedSamples' | 'handleRecognizerEndOfSpeech'>;
 
+/** The turnId of a typed turn: the turn detector numbers spoken turns from 1. */
+export const TYPED_TURN_ID = 0;
+
 /** How often barge-in decisions and the bot's spoken words are brought up to date. */
 const POLICY_TICK_MS = 50;
 
@@ -240,8 +243,31 @@ export class VoiceCall {
       return;
     }
     if (text === '' || this.#closed || this.#mode !== 'active') return;
+    await this.#answer(text, { turnId, callerStoppedAt, marks: { decidedAt, sttFinalAt }, probability, rule });
+  }
+
+  /**
+   * A message the caller typed (LiveKit's `lk.chat`): a finished user turn with that text. As in
+   * LiveKit Agents, it stops the reply in flight, even one being heard, and is answered at once. It has
+   * no turn rule (the turn detector did not end it), so it adds no turn latency, and turnId
+   * TYPED_TURN_ID.
+   */
+  handleCallerText(text: string): void {
+    const typed = text.trim();
+    if (this.#closed || typed === '') return;
+    this.#callerText.typed(typed);
+    if (this.#mode !== 'active') return;
+    this.#cancelReply('caller_text');
+    this.#outage.drop();
+    const now = performance.now();
+    void this.#answer(typed, { turnId: TYPED_TURN_ID, callerStoppedAt: now, marks: { decidedAt: now }, probability: null, rule: null });
+  }
+
+  async #answer(text: string, fields: Omit<ReplyFields, 'id' | 'tts' | 'output'>): Promise<void> {
+    // A turn that came while this one's text was being collected (a typed one) is superseded.
+    this.#cancelReply('superseded');
     this.#conversation.addUser(text);
-    const reply = this.#newReply({ turnId, callerStoppedAt, marks: { decidedAt, sttFinalAt }, probability, rule });
+    const reply = this.#newReply(fields);
     this.#reply = reply;
     this.#setState('thinking');
     this.#output.beginUtterance(reply.id);
@@ -290,7 +316,8 @@ export class VoiceCall {
     if (!reply || reply.id !== id) return;
     reply.marks.firstAudioAt = performance.now();
     this.#setState('speaking');
-    if (!reply.notice && !reply.scripted) this.events.emit('latency', reply.latency());
+    // Latency is the answer to a spoken turn: notices, scripted speech (greeting, say) and typed turns have none.
+    if (!reply.notice && !reply.scripted && reply.rule !== null) this.events.emit('latency', reply.latency());
   }
 
   #onPlayedOut(id: number): void {

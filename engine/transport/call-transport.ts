@@ -23,6 +23,8 @@ export interface TranscriptPublication {
 export interface CallTransportEvents {
   /** 16-bit PCM of the caller's microphone at `callerSampleRate`, one frame at a time. */
   onCallerAudio(pcm: Int16Array): void;
+  /** A message the caller typed in its app (LiveKit's `lk.chat`): a user turn with this text. */
+  onCallerText?(text: string): void;
   /** The caller is gone for good (after the grace period). */
   onCallerLeft(): void;
   /** The room connection dropped and came back; `downMs` of audio may be missing. */

@@ -3,7 +3,7 @@
  * configured identity, else the first participant that is not an agent) at 48 kHz, publishes its own
  * microphone from an AudioSource, sends transcripts on LiveKit's `lk.transcription` text streams with
  * their speaker as sender (livekit-transcription.ts) and its state in LiveKit's `lk.agent.state`
- * attribute, waits a grace period before treating a departed caller as gone, and rejoins after a
+ * attribute, takes what the caller types on LiveKit's `lk.chat` topic as a user turn, waits a grace period before treating a departed caller as gone, and rejoins after a
  * dropped connection. It joins as kind agent, which is also what lets it send the caller's words in the
  * caller's name.
  */
@@ -20,6 +20,7 @@ import {
   TrackSource,
   type RemoteParticipant,
   type RemoteTrack,
+  type TextStreamReader,
 } from '@livekit/rtc-node';
 import { VoiceError } from '../errors.ts';
 import type { AudioSink } from './audio-sink.ts';
@@ -61,6 +62,12 @@ export const CALLER_SAMPLE_RATE = 16_000;
  * follows the last one: the agent leaves the room, and its attributes with it.
  */
 export const AGENT_STATE_ATTRIBUTE = 'lk.agent.state';
+
+/**
+ * The text stream topic LiveKit's chat components send on, and LiveKit Agents reads user text from:
+ * what the caller types in its app.
+ */
+export const CHAT_TOPIC = 'lk.chat';
 
 export class LiveKitTransport implements CallTransport {
   readonly callerSampleRate = CALLER_SAMPLE_RATE;
@@ -120,6 +127,8 @@ export class LiveKitTransport implements CallTransport {
     room.on(RoomEvent.ParticipantDisconnected, (participant) => this.#onParticipantLeft(participant));
     room.on(RoomEvent.Disconnected, (reason) => void this.#onDisconnected(reason));
     room.on(RoomEvent.RoomMetadataChanged, (metadata) => this.#events.onRoomMetadata?.(metadata));
+    // Per Room: a rejoin's new Room registers it again.
+    room.registerTextStreamHandler(CHAT_TOPIC, (reader, sender) => this.#onChat(reader, sender.identity));
     await connectRoom(room, this.options.url, await this.options.token(), { autoSubscribe: true, dynacast: false });
     await room.localParticipant!.setAttributes({ [AGENT_STATE_ATTRIBUTE]: this.#state });
     this.#track = LocalAudioTrack.createAudioTrack('bot-microphone', this.#source);
@@ -165,6 +174,26 @@ export class LiveKitTransport implements CallTransport {
     } finally {
       reader.releaseLock();
     }
+  }
+
+  /**
+   * Text from the caller only, as in LiveKit Agents (the participant whose audio the bot follows, or
+   * the one it would follow if the caller types before its microphone arrives): anyone else in the
+   * room, a dispatcher listening in, is not talking to the bot.
+   */
+  #onChat(reader: TextStreamReader, identity: string): void {
+    const participant = this.#room.remoteParticipants.get(identity);
+    if (this.#closed || !participant || !this.#isCaller(participant)) return;
+    this.#callerIdentity ??= identity;
+    if (identity !== this.#callerIdentity) return;
+    reader
+      .readAll()
+      .then((text) => {
+        if (!this.#closed && text.trim() !== '') this.#events.onCallerText?.(text);
+      })
+      .catch(() => {
+        // The stream broke off (the caller left mid-message): there is no message to answer.
+      });
   }
 
   #onParticipantConnected(participant: RemoteParticipant): void {
