@@ -131,7 +131,7 @@ export class VoiceEngine implements CallEngine {
             voice?.handleCallerAudio(pcm);
             hosted?.recorder?.caller(pcm);
           },
-          onCallerLeft: () => void this.#end(req.callId, 'caller_left'),
+          onCallerLeft: (reason) => void this.#end(req.callId, reason),
           // The api role's handoff, from another process (server/dispatch-engine.ts).
           onRoomMetadata: (metadata) => {
             const mode = botModeFromRoomMetadata(metadata);
