@@ -71,7 +71,7 @@ describe('the caller goes', () => {
     observer.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
       if (p.identity === identity) left = { at: performance.now(), reason: p.disconnectReason };
     });
-    await observer.connect(harness.livekit.url, await tokenFor(roomName, 'observer'), { autoSubscribe: false });
+    await observer.connect(harness.livekit.url, await tokenFor(roomName, 'observer'), { autoSubscribe: false, dynacast: false });
 
     const child = spawn(process.execPath, [fileURLToPath(new URL('./support/dropped-caller.ts', import.meta.url))], {
       env: { ...process.env, LIVEKIT_URL: harness.livekit.url, LIVEKIT_TOKEN: await tokenFor(roomName, identity) },

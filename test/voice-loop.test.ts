@@ -87,6 +87,7 @@ describe('room connection', () => {
     await waitFor('bot audio after the reconnect', () => caller.firstAudible(again.startedAt), 30_000);
     await harness.engine.stopBot('reconnect');
   });
+
   // How the call ends when the caller goes (hang-up, dropped connection, deleted room): caller-hangup.test.ts.
 });
 

@@ -7,6 +7,6 @@
 import { Room } from '@livekit/rtc-node';
 
 const room = new Room();
-await room.connect(process.env.LIVEKIT_URL!, process.env.LIVEKIT_TOKEN!, { autoSubscribe: false });
+await room.connect(process.env.LIVEKIT_URL!, process.env.LIVEKIT_TOKEN!, { autoSubscribe: false, dynacast: false });
 process.stdout.write('joined\n');
 setInterval(() => {}, 60_000);
