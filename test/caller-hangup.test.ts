@@ -60,6 +60,16 @@ describe('the caller goes', () => {
     expect(performance.now() - deletedAt).toBeLessThan(1000);
   });
 
+  it('ends the call at once, as caller_removed, when the server removes the caller', async () => {
+    const caller = await harness.placeCall('removed');
+    await waitFor('bot listening', () => harness.engine.call('removed')?.botState === 'listening', 30_000);
+    const removedAt = performance.now();
+    await harness.rooms.removeParticipant('room-removed', caller.identity);
+    const ended = await waitFor('call_ended', () => endedOf('removed'), 10_000);
+    expect(ended.data.reason).toBe('caller_removed');
+    expect(performance.now() - removedAt).toBeLessThan(1000);
+  });
+
   it('waits the grace period, then ends as caller_left, when the caller’s connection drops', async () => {
     const roomName = 'room-dropped';
     const identity = 'caller-dropped';
