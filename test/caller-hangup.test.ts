@@ -1,9 +1,9 @@
 /**
  * How a call ends when the caller goes, on a real LiveKit server: a caller who hangs up (their SDK
  * sends a leave, CLIENT_INITIATED), a caller the server removed or a deleted room ends the call at
- * once; only a caller whose
- * connection dropped (a process killed without a leave) gets the grace period to come back. The
- * harness's grace period is long here (4 s) so "at once" and "after the grace period" cannot be confused.
+ * once; only a caller whose connection dropped (a process killed without a leave) gets the grace
+ * period to come back. The harness's grace period is long here (4 s) so "at once" and "after the grace
+ * period" cannot be confused.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
