@@ -141,7 +141,11 @@ export interface BotModeEventData {
 }
 
 export interface CallEndedEventData {
-  /** Why the engine's part of the call ended: `caller_left`, `stopped`, `bot_ended`, `engine_closed`, ... */
+  /**
+   * Why the engine's part of the call ended: `caller_hung_up`, `caller_left` (dropped, past the grace
+   * period), `caller_removed`, `room_deleted`, `bot_removed`, `connection_lost` (RoomEndReason in
+   * call-transport.ts), `stopped`, `bot_ended`, `engine_closed`, ...
+   */
   reason: string;
   /** The engine-side recording, when one was running. */
   recording?: { filePath: string; durationMs: number };

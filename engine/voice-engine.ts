@@ -132,7 +132,7 @@ export class VoiceEngine implements CallEngine {
             hosted?.recorder?.caller(pcm);
           },
           onCallerText: (text) => voice?.handleCallerText(text),
-          onCallerLeft: () => void this.#end(req.callId, 'caller_left'),
+          onCallerLeft: (reason) => void this.#end(req.callId, reason),
           // The api role's handoff, from another process (server/dispatch-engine.ts).
           onRoomMetadata: (metadata) => {
             const mode = botModeFromRoomMetadata(metadata);

@@ -20,13 +20,20 @@ export interface TranscriptPublication {
   final: boolean;
 }
 
+export type RoomEndReason = 'caller_hung_up' | 'caller_left' | 'caller_removed' | 'room_deleted' | 'bot_removed' | 'connection_lost';
+
 export interface CallTransportEvents {
   /** 16-bit PCM of the caller's microphone at `callerSampleRate`, one frame at a time. */
   onCallerAudio(pcm: Int16Array): void;
   /** A message the caller typed in its app (LiveKit's `lk.chat`): a user turn with this text. */
   onCallerText?(text: string): void;
-  /** The caller is gone for good (after the grace period). */
-  onCallerLeft(): void;
+  /**
+   * The call's room is gone for good, and why: `caller_hung_up` (the caller left on purpose: at once),
+   * `caller_left` (the caller's connection dropped and it did not come back within the grace period),
+   * `caller_removed` (the server removed the caller), `room_deleted`, `bot_removed`, or
+   * `connection_lost` (the bot could not rejoin).
+   */
+  onCallerLeft(reason: RoomEndReason): void;
   /** The room connection dropped and came back; `downMs` of audio may be missing. */
   onReconnected?(downMs: number): void;
   /** The room's metadata changed: how a control plane in another process signals the bot (room-signal.ts). */

@@ -3,7 +3,9 @@
  * configured identity, else the first participant that is not an agent) at 48 kHz, publishes its own
  * microphone from an AudioSource, sends transcripts on LiveKit's `lk.transcription` text streams with
  * their speaker as sender (livekit-transcription.ts) and its state in LiveKit's `lk.agent.state`
- * attribute, takes what the caller types on LiveKit's `lk.chat` topic as a user turn, waits a grace period before treating a departed caller as gone, and rejoins after a
+ * attribute, takes what the caller types on LiveKit's `lk.chat` topic as a user turn, ends the call at
+ * once when the caller hangs up or the room is deleted but waits a grace period for a caller whose
+ * connection dropped (caller-departure.ts), and rejoins after a
  * dropped connection. It joins as kind agent, which is also what lets it send the caller's words in the
  * caller's name.
  */
@@ -23,6 +25,7 @@ import {
   type TextStreamReader,
 } from '@livekit/rtc-node';
 import { VoiceError } from '../errors.ts';
+import { botDeparture, callerDeparture } from './caller-departure.ts';
 import type { AudioSink } from './audio-sink.ts';
 import { connectRoom, openAudioStream } from './ffi-event-router.ts';
 import { TranscriptionStreams } from './livekit-transcription.ts';
@@ -200,12 +203,18 @@ export class LiveKitTransport implements CallTransport {
     if (participant.identity === this.#callerIdentity) this.#cancelGrace();
   }
 
+  /** rtc-node sets the participant's disconnectReason from the server's event before emitting it. */
   #onParticipantLeft(participant: RemoteParticipant): void {
     if (participant.identity !== this.#callerIdentity || this.#closed) return;
     this.#cancelGrace();
+    const deliberate = callerDeparture(participant.disconnectReason);
+    if (deliberate !== null) {
+      this.#events.onCallerLeft(deliberate);
+      return;
+    }
     this.#graceTimer = setTimeout(() => {
       this.#graceTimer = null;
-      if (!this.#closed) this.#events.onCallerLeft();
+      if (!this.#closed) this.#events.onCallerLeft('caller_left');
     }, this.options.callerLeftGraceMs);
   }
 
@@ -217,8 +226,10 @@ export class LiveKitTransport implements CallTransport {
   /** An unexpected drop: rejoin with a fresh token, re-publish, keep the call going. */
   async #onDisconnected(reason: DisconnectReason): Promise<void> {
     if (this.#closed || this.#rejoining) return;
-    if (reason === DisconnectReason.CLIENT_INITIATED || reason === DisconnectReason.PARTICIPANT_REMOVED || reason === DisconnectReason.ROOM_DELETED) {
-      this.#events.onCallerLeft();
+    const final = botDeparture(reason);
+    if (final !== null) {
+      this.#cancelGrace();
+      this.#events.onCallerLeft(final);
       return;
     }
     this.#rejoining = true;
@@ -236,7 +247,7 @@ export class LiveKitTransport implements CallTransport {
           // try again
         }
       }
-      this.#events.onCallerLeft();
+      this.#events.onCallerLeft('connection_lost');
     } finally {
       this.#rejoining = false;
     }

@@ -46,6 +46,8 @@ export async function startVoiceHarness(
     livekit?: { url: string; apiKey: string; apiSecret: string };
     /** Media engine options over the harness's (e.g. `allowFaultInjection`). */
     media?: Partial<Omit<MediaEngineOptions, 'models'>>;
+    /** How long a caller whose connection dropped may take to come back (the harness's 1 s otherwise). */
+    callerLeftGraceMs?: number;
   } = {},
 ): Promise<VoiceHarness> {
   const livekit = opts.livekit ?? { url: inject('livekitUrl'), apiKey: inject('livekitApiKey'), apiSecret: inject('livekitApiSecret') };
@@ -69,7 +71,7 @@ export async function startVoiceHarness(
     },
     call: { ...options.voice.call, ...opts.call },
     // Not a setting: a test that hangs up should not wait the product's 10 s for the caller to come back.
-    transport: { callerLeftGraceMs: 1000 },
+    transport: { callerLeftGraceMs: opts.callerLeftGraceMs ?? 1000 },
   });
   const events: EngineEvent[] = [];
   engine.onEvent((e) => events.push(e));
